@@ -1,0 +1,33 @@
+"""gangal: model-assisted GAN calibration of Monte Carlo simulators, and chained GANs.
+
+The public API a plugin author needs is importable from here::
+
+    from gangal_core import Simulator, Parameter, hookimpl
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from .adapters import FunctionSimulator, simulator_from_function
+from .errors import ConfigError, GangalError, ImageFormatError, PluginError
+from .hookspecs import hookimpl
+from .simulator import Parameter, Simulator
+
+try:
+    __version__ = version("gangal")
+except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0+unknown"
+
+__all__ = [
+    "ConfigError",
+    "FunctionSimulator",
+    "GangalError",
+    "ImageFormatError",
+    "Parameter",
+    "PluginError",
+    "Simulator",
+    "__version__",
+    "hookimpl",
+    "simulator_from_function",
+]

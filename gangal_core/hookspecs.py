@@ -1,0 +1,62 @@
+"""Hook specifications: how a plugin adds things to gangal.
+
+Every hook *registers* through a callback; a plugin may register several things in
+one hook.  Built-in simulators register through these very hooks, from entry points
+in gangal's own ``pyproject.toml``, exactly as a third party would::
+
+    from gangal_core import hookimpl
+
+    @hookimpl
+    def register_simulators(register):
+        register(MySimulator)
+
+Plugins are found through the entry-point group ``gangal``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pluggy
+
+__all__ = ["hookimpl", "hookspec", "PROJECT_NAME"]
+
+PROJECT_NAME = "gangal"
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+
+# ---- things that make images ---------------------------------------------------------
+@hookspec
+def register_simulators(register: Callable[[type], None]) -> None:
+    """Register :class:`gangal_core.Simulator` subclasses.
+
+    :param register: call ``register(SimulatorSubclass)`` once per simulator; the
+        class's ``name`` attribute is its registry name.
+    """
+
+
+@hookspec
+def register_data_sources(register: Callable[[str, object], None]) -> None:
+    """Register image data sources (real or synthetic training and evaluation sets).
+
+    :param register: call ``register(name, factory)``; ``factory(path_or_none, **options)``
+        returns the data source.
+    """
+
+
+# ---- things that transform or judge images ---------------------------------------------
+@hookspec
+def register_refiners(register: Callable[[str, object], None]) -> None:
+    """Register refiners: networks that take a stage's images to a higher resolution.
+
+    :param register: call ``register(name, factory)``.
+    """
+
+
+@hookspec
+def register_evaluators(register: Callable[[str, object], None]) -> None:
+    """Register evaluators that measure physical properties of image sets.
+
+    :param register: call ``register(name, factory)``.
+    """

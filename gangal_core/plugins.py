@@ -1,0 +1,193 @@
+"""Finding, loading and listing plugins.
+
+Plugins are modules named by entry points in the group ``gangal``.  Each is loaded
+once, lazily, the first time gangal needs the registry.  A plugin that fails to
+import, implements a hook that does not exist, raises inside a hook, or registers
+something invalid costs one warning naming its distribution and the error; every
+other plugin keeps working.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata as md
+import threading
+import warnings
+from dataclasses import dataclass, field
+
+import pluggy
+
+from . import hookspecs
+from .errors import PluginError
+from .simulator import Simulator, validate_simulator_class
+
+__all__ = ["Registry", "RegisteredThing", "PluginWarning", "get_registry", "build_registry", "KINDS"]
+
+ENTRY_POINT_GROUP = "gangal"
+# hook name -> kind of thing it registers
+KINDS = {
+    "register_simulators": "simulator",
+    "register_data_sources": "data_source",
+    "register_refiners": "refiner",
+    "register_evaluators": "evaluator",
+}
+
+
+class PluginWarning(UserWarning):
+    """A plugin could not be loaded or registered something invalid."""
+
+
+@dataclass(frozen=True)
+class RegisteredThing:
+    """One registered simulator, data source, refiner or evaluator."""
+
+    name: str
+    kind: str
+    obj: object
+    plugin: str
+    distribution: str
+    version: str
+
+
+@dataclass
+class Registry:
+    """Everything the installed plugins registered, by kind and name."""
+
+    things: dict[str, dict[str, RegisteredThing]] = field(
+        default_factory=lambda: {kind: {} for kind in KINDS.values()}
+    )
+    plugin_manager: pluggy.PluginManager | None = None
+
+    def all(self) -> list[RegisteredThing]:
+        """Every registered thing, sorted by kind then name."""
+        return [t for kind in sorted(self.things) for _, t in sorted(self.things[kind].items())]
+
+    def get(self, kind: str, name: str) -> RegisteredThing:
+        """Look a thing up, with an error listing the choices when it is not there."""
+        table = self.things[kind]
+        if name not in table:
+            choices = ", ".join(sorted(table)) or "none installed"
+            raise PluginError(f"No {kind.replace('_', ' ')} named {name!r} is registered. Available: {choices}.")
+        return table[name]
+
+    def simulator(self, name: str) -> Simulator:
+        """Instantiate the simulator registered under ``name``."""
+        thing = self.get("simulator", name)
+        obj = thing.obj
+        try:
+            return obj() if isinstance(obj, type) else obj
+        except Exception as exc:  # a plugin's constructor failing is the plugin's fault
+            raise PluginError(
+                f"Simulator {name!r} from {thing.distribution} failed to start: {type(exc).__name__}: {exc}"
+            ) from exc
+
+
+def _warn(message: str) -> None:
+    warnings.warn(message, PluginWarning, stacklevel=3)
+
+
+def _distribution_of(ep: md.EntryPoint) -> tuple[str, str]:
+    dist = getattr(ep, "dist", None)
+    if dist is None:
+        return "unknown distribution", ""
+    return dist.metadata["Name"], dist.version
+
+
+def build_registry(entry_points: list[md.EntryPoint] | None = None) -> Registry:
+    """Load every plugin and collect what it registers.
+
+    Parameters
+    ----------
+    entry_points : list of importlib.metadata.EntryPoint, optional
+        The plugins to load; by default every entry point in the group ``gangal``.
+    """
+    if entry_points is None:
+        entry_points = list(md.entry_points(group=ENTRY_POINT_GROUP))
+    pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+    pm.add_hookspecs(hookspecs)
+    origin: dict[str, tuple[str, str]] = {}
+    for ep in sorted(entry_points, key=lambda e: e.name):
+        dist, version = _distribution_of(ep)
+        if pm.has_plugin(ep.name):
+            _warn(f"gangal plugin {ep.name!r} from {dist} is skipped: a plugin of that name is already loaded")
+            continue
+        try:
+            module = ep.load()
+            pm.register(module, name=ep.name)
+        except Exception as exc:
+            _warn(f"gangal plugin {ep.name!r} from {dist} {version} failed to load: {type(exc).__name__}: {exc}")
+            continue
+        origin[ep.name] = (dist, version)
+    _drop_unknown_hooks(pm, origin)
+    registry = Registry(plugin_manager=pm)
+    for hook_name, kind in KINDS.items():
+        for impl in getattr(pm.hook, hook_name).get_hookimpls():
+            dist, version = origin.get(impl.plugin_name, ("unknown distribution", ""))
+            _collect(registry, impl, kind, dist, version)
+    return registry
+
+
+def _drop_unknown_hooks(pm: pluggy.PluginManager, origin: dict[str, tuple[str, str]]) -> None:
+    """check_pending() for each plugin: a misspelled hook must not pass silently."""
+    while True:
+        try:
+            pm.check_pending()
+            return
+        except pluggy.PluginValidationError as exc:
+            name = pm.get_name(exc.plugin) or "?"
+            dist, version = origin.pop(name, ("unknown distribution", ""))
+            _warn(f"gangal plugin {name!r} from {dist} {version} is skipped: {exc}")
+            pm.unregister(exc.plugin)
+
+
+def _collect(registry: Registry, impl: pluggy.HookImpl, kind: str, dist: str, version: str) -> None:
+    table = registry.things[kind]
+    plugin = impl.plugin_name
+
+    def register(*args: object) -> None:
+        problem = _registration_problem(kind, args, table)
+        if problem:
+            _warn(f"gangal plugin {plugin!r} from {dist} {version} registered an invalid {kind}: {problem}")
+            return
+        obj = args[0] if kind == "simulator" else args[1]
+        name = obj.name if kind == "simulator" else args[0]
+        table[name] = RegisteredThing(name, kind, obj, plugin, dist, version)
+
+    try:
+        impl.function(register=register)
+    except Exception as exc:
+        _warn(
+            f"gangal plugin {plugin!r} from {dist} {version}: {impl.function.__name__} failed: "
+            f"{type(exc).__name__}: {exc}"
+        )
+
+
+def _registration_problem(kind: str, args: tuple, table: dict[str, RegisteredThing]) -> str:
+    if kind == "simulator":
+        if len(args) != 1:
+            return f"register(SimulatorSubclass) takes one argument, got {len(args)}"
+        problems = validate_simulator_class(args[0])
+        if problems:
+            return f"{getattr(args[0], '__name__', args[0])!r}: " + "; ".join(problems)
+        name = args[0].name
+    else:
+        if len(args) != 2 or not isinstance(args[0], str) or not args[0]:
+            return f"register(name, factory) expected, got {args!r}"
+        if not callable(args[1]):
+            return f"{args[0]!r}: factory {args[1]!r} is not callable"
+        name = args[0]
+    if name in table:
+        return f"{name!r} is already registered by {table[name].distribution}"
+    return ""
+
+
+_lock = threading.Lock()
+_registry: Registry | None = None
+
+
+def get_registry() -> Registry:
+    """The registry of installed plugins, loaded once on first use."""
+    global _registry
+    with _lock:
+        if _registry is None:
+            _registry = build_registry()
+        return _registry
