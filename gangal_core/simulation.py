@@ -1,0 +1,418 @@
+"""Run a simulator at scale and write its images: the engine behind ``gangal simulate``.
+
+Work is cut into fixed *chunks* of ``chunk_size`` images.  Chunk ``k`` draws its
+parameters and its noise from a generator seeded by ``(seed, k)`` alone, so the images
+are the same whatever the number of threads, shards or batch-system jobs.  Chunks are
+simulated on a thread pool (torch releases the GIL) and written straight to their
+place in the output file; files are written atomically, so a killed run leaves only
+finished shards, and re-running the same command finishes the rest.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import __version__
+from .atomic import _fsync_dir, atomic_write_json
+from .errors import ConfigError, PluginError
+from .simulator import Simulator
+
+__all__ = ["SimulationPlan", "chunk_generator", "parse_shard", "read_parameter_csv", "run_simulation"]
+
+FORMAT = "gangal-simulation"
+MANIFEST = "manifest.json"
+
+
+def chunk_generator(seed: int, chunk: int) -> torch.Generator:
+    """The generator of chunk ``chunk`` of a run seeded with ``seed``."""
+    state = np.random.SeedSequence([int(seed), int(chunk)]).generate_state(1, np.uint64)[0]
+    return torch.Generator().manual_seed(int(state) & (2**63 - 1))
+
+
+def read_parameter_csv(path: Path, simulator: Simulator) -> np.ndarray:
+    """Read a CSV of parameters whose header names the simulator's parameters (any order)."""
+    names = list(simulator.parameter_names())
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            reader = csv.reader(fh)
+            header = [h.strip() for h in next(reader, [])]
+            rows = [row for row in reader if row and any(cell.strip() for cell in row)]
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise ConfigError(f"--params {path}: cannot read it as CSV ({exc}).") from exc
+    missing = [n for n in names if n not in header]
+    extra = [h for h in header if h not in names]
+    if missing or extra:
+        raise ConfigError(
+            f"--params {path}: the header must name the parameters of simulator {simulator.name!r}: "
+            f"{', '.join(names)}. Found header {header}"
+            + (f"; missing {missing}" if missing else "") + (f"; unknown {extra}" if extra else "") + "."
+        )
+    if not rows:
+        raise ConfigError(f"--params {path}: the file has a header but no rows of parameters.")
+    order = [header.index(n) for n in names]
+    values = np.empty((len(rows), len(names)), dtype=np.float64)
+    for i, row in enumerate(rows):
+        if len(row) != len(header):
+            raise ConfigError(f"--params {path}, line {i + 2}: expected {len(header)} values, found {len(row)}.")
+        try:
+            values[i] = [float(row[j]) for j in order]
+        except ValueError as exc:
+            raise ConfigError(f"--params {path}, line {i + 2}: {exc}.") from exc
+    bad = ~np.isfinite(values).all(axis=1)
+    if bad.any():
+        raise ConfigError(f"--params {path}, line {int(np.argmax(bad)) + 2}: values must be finite numbers.")
+    return values.astype(np.float32)
+
+
+@dataclass(frozen=True)
+class SimulationPlan:
+    """Where every image of a run goes: files, each made of consecutive chunks."""
+
+    n: int
+    seed: int
+    chunk_size: int
+    shard_size: int
+
+    @property
+    def n_chunks(self) -> int:
+        return -(-self.n // self.chunk_size)
+
+    def chunk_range(self, chunk: int) -> tuple[int, int]:
+        start = chunk * self.chunk_size
+        return start, min(self.n, start + self.chunk_size)
+
+    def shards(self) -> list[dict]:
+        return [
+            {"file": f"shard-{i:05d}.safetensors", "start": s, "count": min(self.shard_size, self.n - s)}
+            for i, s in enumerate(range(0, self.n, self.shard_size))
+        ]
+
+
+# ---- file layouts -------------------------------------------------------------------------
+def _safetensors_header(count: int, image_shape: tuple, n_params: int, metadata: dict) -> bytes:
+    image_bytes = count * int(np.prod(image_shape)) * 4
+    header = {
+        "__metadata__": {k: str(v) for k, v in metadata.items()},
+        "images": {"dtype": "F32", "shape": [count, *image_shape], "data_offsets": [0, image_bytes]},
+        "parameters": {
+            "dtype": "F32",
+            "shape": [count, n_params],
+            "data_offsets": [image_bytes, image_bytes + count * n_params * 4],
+        },
+    }
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    return len(text).to_bytes(8, "little") + text
+
+
+def _npy_header(shape: tuple) -> bytes:
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, {"descr": "<f4", "fortran_order": False, "shape": shape})
+    return buf.getvalue()
+
+
+@dataclass
+class _OutputFile:
+    """One file being written: the chunks it holds and where their bytes go."""
+
+    path: Path
+    header: bytes
+    first_image: int
+    count: int
+    image_bytes: int  # bytes per image
+    param_offset: int | None  # where parameters go inside this file, if they do
+    chunks_left: int
+    fd: int = -1
+    tmp: Path | None = None
+
+    def open(self) -> None:
+        self.tmp = self.path.with_name(f".{self.path.name}.part")
+        self.fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        os.pwrite(self.fd, self.header, 0)
+
+    def write_chunk(self, start: int, images: np.ndarray, params: np.ndarray | None) -> None:
+        offset = len(self.header) + (start - self.first_image) * self.image_bytes
+        _pwrite_all(self.fd, memoryview(images).cast("B"), offset)
+        if params is not None and self.param_offset is not None:
+            offset = len(self.header) + self.param_offset + (start - self.first_image) * params.shape[1] * 4
+            _pwrite_all(self.fd, memoryview(params).cast("B"), offset)
+
+    def finish(self) -> None:
+        os.fsync(self.fd)
+        os.close(self.fd)
+        os.replace(self.tmp, self.path)
+
+
+def _pwrite_all(fd: int, data: memoryview, offset: int) -> None:
+    while data:
+        written = os.pwrite(fd, data, offset)
+        data, offset = data[written:], offset + written
+
+
+# ---- the run ------------------------------------------------------------------------------
+def _run_key(simulator: Simulator, plan: SimulationPlan, params_digest: str | None) -> dict:
+    return {
+        "simulator": simulator.name,
+        "image_shape": list(simulator.image_shape),
+        "parameter_names": list(simulator.parameter_names()),
+        "n": plan.n,
+        "seed": plan.seed,
+        "chunk_size": plan.chunk_size,
+        "shard_size": plan.shard_size,
+        "params_sha256": params_digest,
+    }
+
+
+def _prepare_folder(out: Path, key: dict, plan: SimulationPlan, simulator: Simulator) -> None:
+    manifest_path = out / MANIFEST
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out}: exists and is not a folder; give a new folder or a path ending in .npy.")
+    if manifest_path.exists():
+        try:
+            old = json.loads(manifest_path.read_text())
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"--out {out}: {MANIFEST} is unreadable ({exc}); choose another --out.") from exc
+        old_key = {k: old.get(k) for k in key}
+        if old_key != key:
+            diff = ", ".join(f"{k}: {old_key[k]!r} there, {key[k]!r} now" for k in key if old_key[k] != key[k])
+            raise ConfigError(
+                f"--out {out} holds a different simulation run ({diff}). Re-run with the same options to "
+                "resume it, or choose another --out."
+            )
+    elif out.is_dir() and any(not p.name.startswith(".") for p in out.iterdir()):
+        raise ConfigError(f"--out {out}: the folder is not empty and holds no gangal simulation; choose another.")
+    out.mkdir(parents=True, exist_ok=True)
+    manifest = {
+        "format": FORMAT,
+        "version": 1,
+        **key,
+        "parameters": [
+            {"name": p.name, "low": p.low, "high": p.high, "unit": p.unit, "description": p.description}
+            for p in simulator.parameters
+        ],
+        "gangal_version": __version__,
+        "shards": plan.shards(),
+    }
+    atomic_write_json(manifest_path, manifest)
+
+
+def _check_chunk(simulator: Simulator, images: object, count: int, chunk: int) -> None:
+    expected = (count, *simulator.image_shape)
+    where = f"simulator {simulator.name!r} (chunk {chunk})"
+    if not isinstance(images, torch.Tensor):
+        raise PluginError(f"{where} returned {type(images).__name__}, expected a torch.Tensor {expected}.")
+    if images.dtype != torch.float32 or tuple(images.shape) != expected:
+        raise PluginError(f"{where} returned {images.dtype} {tuple(images.shape)}, expected float32 {expected}.")
+    if not torch.isfinite(images.sum()):  # one cheap pass; NaN and inf both propagate into the sum
+        bad = int((~torch.isfinite(images)).sum())
+        if bad:
+            raise PluginError(f"{where} returned {bad} NaN or infinite pixel values.")
+
+
+class _Writer:
+    """Simulates chunks on a thread pool and routes each to its file."""
+
+    def __init__(self, simulator, plan, files, chunk_file, params, keep_params):
+        self.simulator, self.plan, self.files = simulator, plan, files
+        self.chunk_file, self.params = chunk_file, params
+        self.kept_params = keep_params
+        self.lock = threading.Lock()
+
+    def run_chunk(self, chunk: int) -> int:
+        start, stop = self.plan.chunk_range(chunk)
+        generator = chunk_generator(self.plan.seed, chunk)
+        if self.params is not None:
+            params = torch.from_numpy(self.params[start:stop])
+        else:
+            params = self.simulator.sample_uniform(stop - start, generator=generator)
+        try:
+            images = self.simulator.simulate(params, generator=generator)
+        except Exception as exc:
+            raise PluginError(
+                f"simulator {self.simulator.name!r} raised {type(exc).__name__} on chunk {chunk} "
+                f"(images {start}-{stop - 1}): {exc}"
+            ) from exc
+        _check_chunk(self.simulator, images, stop - start, chunk)
+        params_np = params.numpy().astype(np.float32, copy=False)
+        if self.kept_params is not None:
+            self.kept_params[start:stop] = params_np
+        file = self.files[self.chunk_file(chunk)]
+        with self.lock:
+            if file.fd < 0:
+                file.open()
+        file.write_chunk(start, images.numpy(), params_np)
+        with self.lock:
+            file.chunks_left -= 1
+            done = file.chunks_left == 0
+        if done:
+            file.finish()
+        return stop - start
+
+    def abandon(self) -> None:
+        for file in self.files:
+            if file.fd >= 0 and file.chunks_left > 0:
+                os.close(file.fd)
+                file.fd = -1
+                if file.tmp is not None and file.tmp.exists():
+                    file.tmp.unlink()
+
+
+def _layout(simulator, plan, out, shard, keep_params):
+    """Files to write and the chunks each holds; ``None`` files when everything is done."""
+    image_bytes = int(np.prod(simulator.image_shape)) * 4
+    n_params = len(simulator.parameters)
+    if out.suffix == ".npy":
+        header = _npy_header((plan.n, *simulator.image_shape))
+        file = _OutputFile(out, header, 0, plan.n, image_bytes, None, plan.n_chunks)
+        return [file], (lambda chunk: 0), list(range(plan.n_chunks))
+    per_shard = plan.shard_size // plan.chunk_size
+    files, chunks = [], []
+    index = {}
+    for i, spec in enumerate(plan.shards()):
+        path = out / spec["file"]
+        if shard is not None and i % shard[1] != shard[0]:
+            continue
+        if path.exists():  # finished earlier: files appear only once complete
+            continue
+        meta = {"simulator": simulator.name, "start": spec["start"], "seed": plan.seed}
+        header = _safetensors_header(spec["count"], simulator.image_shape, n_params, meta)
+        index[i] = len(files)
+        files.append(_OutputFile(path, header, spec["start"], spec["count"], image_bytes,
+                                 spec["count"] * image_bytes, 0))
+        first = spec["start"] // plan.chunk_size
+        last = -(-(spec["start"] + spec["count"]) // plan.chunk_size)
+        files[-1].chunks_left = last - first
+        chunks.extend(range(first, last))
+    return files, (lambda chunk: index[chunk // per_shard]), chunks
+
+
+def run_simulation(
+    simulator: Simulator,
+    *,
+    n: int,
+    out: str | os.PathLike,
+    seed: int = 0,
+    params: np.ndarray | None = None,
+    shard: tuple[int, int] | None = None,
+    chunk_size: int = 4096,
+    shard_size: int = 65536,
+    workers: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> dict:
+    """Simulate ``n`` images and write them to ``out``.
+
+    Parameters
+    ----------
+    simulator : Simulator
+        The simulator to run.
+    n : int
+        Number of images.
+    out : path-like
+        A path ending in ``.npy`` gets one ``(n, C, H, W)`` float32 array, with the
+        parameters in ``<stem>.parameters.npy`` and a description in ``<stem>.json``;
+        any other path is a folder of safetensors shards (tensors ``images`` and
+        ``parameters``) described by ``manifest.json``.
+    seed : int, optional
+        Seed of the whole run.
+    params : numpy.ndarray, optional
+        ``(n, P)`` parameters to simulate; by default drawn uniformly within the
+        declared ranges.
+    shard : (int, int), optional
+        ``(i, N)``: write only the shards ``s`` with ``s % N == i`` (a batch-system job).
+    chunk_size, shard_size : int, optional
+        Images per random-number chunk and per shard file; ``shard_size`` must be a
+        multiple of ``chunk_size``.  Both are part of the run's identity.
+    workers : int, optional
+        Threads; by default one per CPU core.
+    progress : callable, optional
+        Called with the number of images just finished.
+
+    Returns
+    -------
+    dict
+        ``{"out", "n", "written", "skipped", "files"}``.
+    """
+    out = Path(out)
+    if n < 1 or chunk_size < 1 or shard_size < 1 or shard_size % chunk_size:
+        raise ConfigError(f"need n >= 1 and shard_size a multiple of chunk_size; got n={n}, "
+                          f"chunk_size={chunk_size}, shard_size={shard_size}.")
+    if params is not None and params.shape != (n, len(simulator.parameters)):
+        raise ConfigError(f"params must have shape ({n}, {len(simulator.parameters)}), found {params.shape}.")
+    plan = SimulationPlan(n=n, seed=seed, chunk_size=chunk_size, shard_size=shard_size)
+    digest = None
+    if params is not None:
+        import hashlib
+
+        digest = hashlib.sha256(np.ascontiguousarray(params, dtype=np.float32).tobytes()).hexdigest()
+    key = _run_key(simulator, plan, digest)
+    if out.suffix == ".npy":
+        if shard is not None:
+            raise ConfigError("--shard needs a folder --out (shards are files); an .npy output is one file.")
+        if not out.parent.is_dir():
+            raise ConfigError(f"--out {out}: the folder {out.parent} does not exist.")
+    else:
+        _prepare_folder(out, key, plan, simulator)
+    kept = np.empty((n, len(simulator.parameters)), np.float32) if out.suffix == ".npy" else None
+    files, chunk_file, chunks = _layout(simulator, plan, out, shard, kept)
+    writer = _Writer(simulator, plan, files, chunk_file, params, kept)
+    workers = max(1, min(workers or os.cpu_count() or 1, len(chunks) or 1))
+    old_threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+    try:
+        with ThreadPoolExecutor(workers) as pool:
+            futures = [pool.submit(writer.run_chunk, c) for c in chunks]
+            try:
+                for future in futures:
+                    done = future.result()
+                    if progress is not None:
+                        progress(done)
+            except BaseException:
+                for f in futures:
+                    f.cancel()
+                raise
+    except BaseException:
+        writer.abandon()
+        raise
+    finally:
+        torch.set_num_threads(old_threads)
+    if kept is not None:
+        _write_npy_sidecars(out, kept, key, simulator)
+    else:
+        _fsync_dir(out)
+    written = sum(f.count for f in files)
+    return {"out": str(out), "n": n, "written": written, "skipped": n - written if shard is None else None,
+            "files": [str(f.path) for f in files]}
+
+
+def _write_npy_sidecars(out: Path, params: np.ndarray, key: dict, simulator: Simulator) -> None:
+    from .atomic import atomic_open
+
+    with atomic_open(out.with_suffix(".parameters.npy")) as fh:
+        np.save(fh, params)
+    atomic_write_json(out.with_suffix(".json"), {
+        "format": "gangal-simulation-npy", "version": 1, **key, "gangal_version": __version__,
+        "images": out.name, "parameters_file": out.with_suffix(".parameters.npy").name,
+    })
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """Parse ``--shard i/N`` (``0 <= i < N``)."""
+    try:
+        i, total = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise ConfigError(f"--shard must look like i/N (e.g. 3/16), found {text!r}.") from None
+    if not (total >= 1 and 0 <= i < total):
+        raise ConfigError(f"--shard {text}: need 0 <= i < N.")
+    return i, total
+
