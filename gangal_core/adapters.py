@@ -11,6 +11,7 @@ not depend on the number of workers.
 from __future__ import annotations
 
 import multiprocessing
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 
@@ -28,8 +29,9 @@ def _run_samples(func: SampleFunction, params: np.ndarray, seeds: np.ndarray, sh
     out = np.empty((len(params), *shape), dtype=np.float32)
     for i, (p, seed) in enumerate(zip(params, seeds, strict=True)):
         image = np.asarray(func(p.copy(), np.random.default_rng(int(seed))), dtype=np.float32)
-        if image.shape != shape and image.shape != shape[1:]:
-            raise ValueError(f"the function returned an image of shape {image.shape}, expected {shape}")
+        if image.shape != shape and not (shape[0] == 1 and image.shape == shape[1:]):
+            allowed = f"{shape}" + (f" or {shape[1:]}" if shape[0] == 1 else "")
+            raise ValueError(f"the function returned an image of shape {image.shape}, expected {allowed}")
         out[i] = image.reshape(shape)
     return out
 
@@ -48,6 +50,8 @@ class FunctionSimulator(Simulator):
         workers: int = 0,
         chunk_size: int = 64,
     ) -> None:
+        self._pool: ProcessPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
         self.func = func
         self.name = name
         self.image_shape = tuple(image_shape)
@@ -60,7 +64,6 @@ class FunctionSimulator(Simulator):
             raise ValueError(f"simulator_from_function({name!r}): " + "; ".join(problems))
         if self.workers < 0 or self.chunk_size < 1:
             raise ValueError(f"workers must be >= 0 and chunk_size >= 1, found {workers} and {chunk_size}")
-        self._pool: ProcessPoolExecutor | None = None
 
     # instance attributes shadow the ClassVars the ABC declares; the class helpers read these
     def parameter_names(self) -> tuple[str, ...]:  # type: ignore[override]
@@ -84,22 +87,30 @@ class FunctionSimulator(Simulator):
         pool = self._get_pool()
         starts = range(0, len(p), self.chunk_size)
         futures = [
-            pool.submit(_run_samples, self.func, p[s : s + self.chunk_size], seeds[s : s + self.chunk_size],
-                        self.image_shape)
+            pool.submit(
+                _run_samples,
+                self.func,
+                p[s : s + self.chunk_size],
+                seeds[s : s + self.chunk_size],
+                self.image_shape,
+            )
             for s in starts
         ]
         return torch.from_numpy(np.concatenate([f.result() for f in futures]))
 
     def _get_pool(self) -> ProcessPoolExecutor:
-        if self._pool is None:
-            # spawn, not fork: forking a process that holds torch's thread pools can deadlock
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
-        return self._pool
+        with self._pool_lock:  # gangal simulate calls simulate() from several threads
+            if self._pool is None:
+                # spawn, not fork: forking a process that holds torch's thread pools can deadlock
+                context = multiprocessing.get_context("spawn")
+                self._pool = ProcessPoolExecutor(self.workers, mp_context=context)
+            return self._pool
 
     def close(self) -> None:
         """Shut the worker pool down (it is also shut down when the object is collected)."""
-        if self._pool is not None:
-            self._pool.shutdown()
+        pool = getattr(self, "_pool", None)
+        if pool is not None:
+            pool.shutdown()
             self._pool = None
 
     def __del__(self) -> None:
@@ -108,7 +119,12 @@ class FunctionSimulator(Simulator):
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
         state["_pool"] = None
+        del state["_pool_lock"]
         return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._pool_lock = threading.Lock()
 
 
 def simulator_from_function(

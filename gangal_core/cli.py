@@ -81,7 +81,9 @@ def _root(
 @app.command()
 @user_errors
 def plugins(
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of a table.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print JSON for scripts instead of a table.")
+    ] = False,
 ) -> None:
     """List every registered simulator, data source, refiner and evaluator."""
     from .plugins import get_registry
@@ -89,7 +91,13 @@ def plugins(
     things = get_registry().all()
     if as_json:
         rows = [
-            {"name": t.name, "kind": t.kind, "distribution": t.distribution, "version": t.version, "plugin": t.plugin}
+            {
+                "name": t.name,
+                "kind": t.kind,
+                "distribution": t.distribution,
+                "version": t.version,
+                "plugin": t.plugin,
+            }
             for t in things
         ]
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
@@ -108,22 +116,30 @@ def simulate(
     ctx: typer.Context,
     simulator: Annotated[str, typer.Option("--simulator", "-s", help="Registered simulator name.")] = "",
     n: Annotated[
-        int | None, typer.Option("-n", help="Number of images (default: the rows of --params).", show_default=False)
+        int | None,
+        typer.Option("-n", help="Number of images (default: the rows of --params).", show_default=False),
     ] = None,
     out_path: Annotated[
         Path | None,
-        typer.Option("--out", "-o", help="A path ending in .npy, or a folder of safetensors shards.",
-                     show_default=False),
+        typer.Option(
+            "--out",
+            "-o",
+            help="A path ending in .npy, or a folder of safetensors shards.",
+            show_default=False,
+        ),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the whole run.")] = 0,
     params: Annotated[
         Path | None,
-        typer.Option(help="CSV of parameters (header = parameter names) instead of uniform draws.",
-                     show_default=False),
+        typer.Option(
+            help="CSV of parameters (header = parameter names) instead of uniform draws.", show_default=False
+        ),
     ] = None,
     shard: Annotated[
-        str | None, typer.Option(help="i/N: this job writes every N-th shard from the i-th (batch systems).",
-                                 show_default=False)
+        str | None,
+        typer.Option(
+            help="i/N: this job writes every N-th shard from the i-th (batch systems).", show_default=False
+        ),
     ] = None,
     shard_size: Annotated[int, typer.Option(help="Images per shard file.")] = 65536,
     chunk_size: Annotated[int, typer.Option(help="Images per random-number chunk.")] = 4096,
@@ -134,13 +150,24 @@ def simulate(
 ) -> None:
     """Simulate images with a registered simulator and write them with their parameters.
 
-    Parameters are drawn uniformly within the simulator's declared ranges, or read from --params. Re-running the same command on a folder resumes it; --shard i/N splits the work over batch-system jobs with results identical to one run.
-    """
+    Parameters are drawn uniformly within the declared ranges, or read from --params.
+
+    Re-running the same command on a folder resumes it; --shard i/N splits the work over batch-system jobs with results identical to one run.
+    """  # noqa: E501 (typer keeps docstring line breaks in --help)
     from .config import SimulateConfig, resolve_config
     from .errors import ConfigError
 
-    values = {"simulator": simulator or None, "n": n, "out": out_path, "seed": seed, "params": params,
-              "shard": shard, "shard_size": shard_size, "chunk_size": chunk_size, "workers": workers}
+    values = {
+        "simulator": simulator or None,
+        "n": n,
+        "out": out_path,
+        "seed": seed,
+        "params": params,
+        "shard": shard,
+        "shard_size": shard_size,
+        "chunk_size": chunk_size,
+        "workers": workers,
+    }
     typed = typed_options(ctx, {k if k != "out" else "out_path": v for k, v in values.items()})
     typed = {("out" if k == "out_path" else k): v for k, v in typed.items()}
     cfg = resolve_config(SimulateConfig, command_line=typed, config_file=config, section="simulate")
@@ -160,26 +187,46 @@ def _run_simulate(cfg) -> None:
     params = read_parameter_csv(cfg.params, sim) if cfg.params is not None else None
     n = cfg.n if cfg.n is not None else len(params)
     if params is not None and len(params) != n:
-        raise ConfigError(f"-n {n} but --params {cfg.params} holds {len(params)} rows; give one or make them agree.")
+        raise ConfigError(
+            f"-n {n} but --params {cfg.params} holds {len(params)} rows; give one or make them agree."
+        )
     shard = parse_shard(cfg.shard) if cfg.shard else None
     start = time.perf_counter()
-    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("{task.fields[rate]}"), TimeRemainingColumn())
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeRemainingColumn(),
+    )
     with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as bar:
         task = bar.add_task(f"simulate {sim.name}", total=n, rate="")
 
         def advance(count: int) -> None:
             done = bar.tasks[0].completed + count
-            bar.update(task, advance=count, rate=f"{done / max(time.perf_counter() - start, 1e-9):,.0f} img/s")
+            bar.update(
+                task, advance=count, rate=f"{done / max(time.perf_counter() - start, 1e-9):,.0f} img/s"
+            )
 
-        result = run_simulation(sim, n=n, out=cfg.out, seed=cfg.seed, params=params, shard=shard,
-                                chunk_size=cfg.chunk_size, shard_size=cfg.shard_size, workers=cfg.workers,
-                                progress=advance)
+        result = run_simulation(
+            sim,
+            n=n,
+            out=cfg.out,
+            seed=cfg.seed,
+            params=params,
+            shard=shard,
+            chunk_size=cfg.chunk_size,
+            shard_size=cfg.shard_size,
+            workers=cfg.workers,
+            progress=advance,
+        )
     seconds = time.perf_counter() - start
     written = result["written"]
     rate = f" ({written / seconds:,.0f} images/s)" if written else ""
     note = "" if written == n or shard else f"; {n - written} already there"
-    out.print(f"Wrote {written} {sim.name} images to {cfg.out} in {seconds:.2f} s{rate}{note}.", highlight=False)
+    out.print(
+        f"Wrote {written} {sim.name} images to {cfg.out} in {seconds:.2f} s{rate}{note}.", highlight=False
+    )
 
 
 def main() -> None:

@@ -7,7 +7,7 @@ without a traceback and exits with status 2.
 
 from __future__ import annotations
 
-__all__ = ["GangalError", "PluginError", "ImageFormatError", "ConfigError"]
+__all__ = ["ConfigError", "GangalError", "ImageFormatError", "PluginError"]
 
 
 class GangalError(Exception):

@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 import pluggy
 
-__all__ = ["hookimpl", "hookspec", "PROJECT_NAME"]
+__all__ = ["PROJECT_NAME", "hookimpl", "hookspec"]
 
 PROJECT_NAME = "gangal"
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)
@@ -31,8 +31,10 @@ hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 def register_simulators(register: Callable[[type], None]) -> None:
     """Register :class:`gangal_core.Simulator` subclasses.
 
-    :param register: call ``register(SimulatorSubclass)`` once per simulator; the
-        class's ``name`` attribute is its registry name.
+    :param register: call ``register(SimulatorSubclass)`` once per simulator (an
+        instance, such as one built by :func:`gangal_core.simulator_from_function`, is
+        accepted too and is shared by every user); its ``name`` is its registry name.
+        ``simulate`` may be called from several threads at once.
     """
 
 

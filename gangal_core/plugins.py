@@ -20,7 +20,7 @@ from . import hookspecs
 from .errors import PluginError
 from .simulator import Simulator, validate_simulator_class
 
-__all__ = ["Registry", "RegisteredThing", "PluginWarning", "get_registry", "build_registry", "KINDS"]
+__all__ = ["KINDS", "PluginWarning", "RegisteredThing", "Registry", "build_registry", "get_registry"]
 
 ENTRY_POINT_GROUP = "gangal"
 # hook name -> kind of thing it registers
@@ -66,7 +66,9 @@ class Registry:
         table = self.things[kind]
         if name not in table:
             choices = ", ".join(sorted(table)) or "none installed"
-            raise PluginError(f"No {kind.replace('_', ' ')} named {name!r} is registered. Available: {choices}.")
+            raise PluginError(
+                f"No {kind.replace('_', ' ')} named {name!r} is registered. Available: {choices}."
+            )
         return table[name]
 
     def simulator(self, name: str) -> Simulator:
@@ -82,7 +84,8 @@ class Registry:
 
 
 def _warn(message: str) -> None:
-    warnings.warn(message, PluginWarning, stacklevel=3)
+    # the plugin is at fault, not a line of the caller's: point at no particular frame
+    warnings.warn(message, PluginWarning, stacklevel=1)
 
 
 def _distribution_of(ep: md.EntryPoint) -> tuple[str, str]:
@@ -108,13 +111,17 @@ def build_registry(entry_points: list[md.EntryPoint] | None = None) -> Registry:
     for ep in sorted(entry_points, key=lambda e: e.name):
         dist, version = _distribution_of(ep)
         if pm.has_plugin(ep.name):
-            _warn(f"gangal plugin {ep.name!r} from {dist} is skipped: a plugin of that name is already loaded")
+            _warn(
+                f"gangal plugin {ep.name!r} from {dist} is skipped: a plugin of that name is already loaded"
+            )
             continue
         try:
             module = ep.load()
             pm.register(module, name=ep.name)
         except Exception as exc:
-            _warn(f"gangal plugin {ep.name!r} from {dist} {version} failed to load: {type(exc).__name__}: {exc}")
+            _warn(
+                f"gangal plugin {ep.name!r} from {dist} {version} failed to load: {type(exc).__name__}: {exc}"
+            )
             continue
         origin[ep.name] = (dist, version)
     _drop_unknown_hooks(pm, origin)

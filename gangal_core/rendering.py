@@ -18,7 +18,9 @@ __all__ = ["pixel_centres", "render_separable"]
 LOG2_E = 1.0 / math.log(2.0)
 
 
-def pixel_centres(height: int, width: int, *, dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
+def pixel_centres(
+    height: int, width: int, *, dtype: torch.dtype = torch.float32
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Physical coordinates of pixel centres: ``x`` of each column, ``y`` of each row.
 
     The image covers ``[0, width] x [0, height]`` with unit pixels; ``x`` grows to the

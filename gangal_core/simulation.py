@@ -56,7 +56,9 @@ def read_parameter_csv(path: Path, simulator: Simulator) -> np.ndarray:
         raise ConfigError(
             f"--params {path}: the header must name the parameters of simulator {simulator.name!r}: "
             f"{', '.join(names)}. Found header {header}"
-            + (f"; missing {missing}" if missing else "") + (f"; unknown {extra}" if extra else "") + "."
+            + (f"; missing {missing}" if missing else "")
+            + (f"; unknown {extra}" if extra else "")
+            + "."
         )
     if not rows:
         raise ConfigError(f"--params {path}: the file has a header but no rows of parameters.")
@@ -64,7 +66,9 @@ def read_parameter_csv(path: Path, simulator: Simulator) -> np.ndarray:
     values = np.empty((len(rows), len(names)), dtype=np.float64)
     for i, row in enumerate(rows):
         if len(row) != len(header):
-            raise ConfigError(f"--params {path}, line {i + 2}: expected {len(header)} values, found {len(row)}.")
+            raise ConfigError(
+                f"--params {path}, line {i + 2}: expected {len(header)} values, found {len(row)}."
+            )
         try:
             values[i] = [float(row[j]) for j in order]
         except ValueError as exc:
@@ -177,21 +181,29 @@ def _run_key(simulator: Simulator, plan: SimulationPlan, params_digest: str | No
 def _prepare_folder(out: Path, key: dict, plan: SimulationPlan, simulator: Simulator) -> None:
     manifest_path = out / MANIFEST
     if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {out}: exists and is not a folder; give a new folder or a path ending in .npy.")
+        raise ConfigError(
+            f"--out {out}: exists and is not a folder; give a new folder or a path ending in .npy."
+        )
     if manifest_path.exists():
         try:
             old = json.loads(manifest_path.read_text())
         except (OSError, ValueError) as exc:
-            raise ConfigError(f"--out {out}: {MANIFEST} is unreadable ({exc}); choose another --out.") from exc
+            raise ConfigError(
+                f"--out {out}: {MANIFEST} is unreadable ({exc}); choose another --out."
+            ) from exc
         old_key = {k: old.get(k) for k in key}
         if old_key != key:
-            diff = ", ".join(f"{k}: {old_key[k]!r} there, {key[k]!r} now" for k in key if old_key[k] != key[k])
+            diff = ", ".join(
+                f"{k}: {old_key[k]!r} there, {key[k]!r} now" for k in key if old_key[k] != key[k]
+            )
             raise ConfigError(
                 f"--out {out} holds a different simulation run ({diff}). Re-run with the same options to "
                 "resume it, or choose another --out."
             )
     elif out.is_dir() and any(not p.name.startswith(".") for p in out.iterdir()):
-        raise ConfigError(f"--out {out}: the folder is not empty and holds no gangal simulation; choose another.")
+        raise ConfigError(
+            f"--out {out}: the folder is not empty and holds no gangal simulation; choose another."
+        )
     out.mkdir(parents=True, exist_ok=True)
     manifest = {
         "format": FORMAT,
@@ -212,8 +224,14 @@ def _check_chunk(simulator: Simulator, images: object, count: int, chunk: int) -
     where = f"simulator {simulator.name!r} (chunk {chunk})"
     if not isinstance(images, torch.Tensor):
         raise PluginError(f"{where} returned {type(images).__name__}, expected a torch.Tensor {expected}.")
+    if images.device.type != "cpu":
+        raise PluginError(
+            f"{where} returned a tensor on {images.device}; simulate() must return CPU tensors."
+        )
     if images.dtype != torch.float32 or tuple(images.shape) != expected:
-        raise PluginError(f"{where} returned {images.dtype} {tuple(images.shape)}, expected float32 {expected}.")
+        raise PluginError(
+            f"{where} returned {images.dtype} {tuple(images.shape)}, expected float32 {expected}."
+        )
     if not torch.isfinite(images.sum()):  # one cheap pass; NaN and inf both propagate into the sum
         bad = int((~torch.isfinite(images)).sum())
         if bad:
@@ -288,8 +306,11 @@ def _layout(simulator, plan, out, shard, keep_params):
         meta = {"simulator": simulator.name, "start": spec["start"], "seed": plan.seed}
         header = _safetensors_header(spec["count"], simulator.image_shape, n_params, meta)
         index[i] = len(files)
-        files.append(_OutputFile(path, header, spec["start"], spec["count"], image_bytes,
-                                 spec["count"] * image_bytes, 0))
+        files.append(
+            _OutputFile(
+                path, header, spec["start"], spec["count"], image_bytes, spec["count"] * image_bytes, 0
+            )
+        )
         first = spec["start"] // plan.chunk_size
         last = -(-(spec["start"] + spec["count"]) // plan.chunk_size)
         files[-1].chunks_left = last - first
@@ -345,8 +366,10 @@ def run_simulation(
     """
     out = Path(out)
     if n < 1 or chunk_size < 1 or shard_size < 1 or shard_size % chunk_size:
-        raise ConfigError(f"need n >= 1 and shard_size a multiple of chunk_size; got n={n}, "
-                          f"chunk_size={chunk_size}, shard_size={shard_size}.")
+        raise ConfigError(
+            f"need n >= 1 and shard_size a multiple of chunk_size; got n={n}, "
+            f"chunk_size={chunk_size}, shard_size={shard_size}."
+        )
     if params is not None and params.shape != (n, len(simulator.parameters)):
         raise ConfigError(f"params must have shape ({n}, {len(simulator.parameters)}), found {params.shape}.")
     plan = SimulationPlan(n=n, seed=seed, chunk_size=chunk_size, shard_size=shard_size)
@@ -391,8 +414,13 @@ def run_simulation(
     else:
         _fsync_dir(out)
     written = sum(f.count for f in files)
-    return {"out": str(out), "n": n, "written": written, "skipped": n - written if shard is None else None,
-            "files": [str(f.path) for f in files]}
+    return {
+        "out": str(out),
+        "n": n,
+        "written": written,
+        "skipped": n - written if shard is None else None,
+        "files": [str(f.path) for f in files],
+    }
 
 
 def _write_npy_sidecars(out: Path, params: np.ndarray, key: dict, simulator: Simulator) -> None:
@@ -400,10 +428,17 @@ def _write_npy_sidecars(out: Path, params: np.ndarray, key: dict, simulator: Sim
 
     with atomic_open(out.with_suffix(".parameters.npy")) as fh:
         np.save(fh, params)
-    atomic_write_json(out.with_suffix(".json"), {
-        "format": "gangal-simulation-npy", "version": 1, **key, "gangal_version": __version__,
-        "images": out.name, "parameters_file": out.with_suffix(".parameters.npy").name,
-    })
+    atomic_write_json(
+        out.with_suffix(".json"),
+        {
+            "format": "gangal-simulation-npy",
+            "version": 1,
+            **key,
+            "gangal_version": __version__,
+            "images": out.name,
+            "parameters_file": out.with_suffix(".parameters.npy").name,
+        },
+    )
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -415,4 +450,3 @@ def parse_shard(text: str) -> tuple[int, int]:
     if not (total >= 1 and 0 <= i < total):
         raise ConfigError(f"--shard {text}: need 0 <= i < N.")
     return i, total
-

@@ -176,7 +176,9 @@ def _truth_problems(truth: object, params: tuple[Parameter, ...]) -> list[str]:
     problems = []
     for key, value in truth.items():
         if key not in by_name:
-            problems.append(f"reference_truth names unknown parameter {key!r}; parameters are {list(by_name)}")
+            problems.append(
+                f"reference_truth names unknown parameter {key!r}; parameters are {list(by_name)}"
+            )
             continue
         try:
             mean, std = (float(v) for v in value)

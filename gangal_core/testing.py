@@ -37,11 +37,17 @@ def _run(sim: Simulator, params: torch.Tensor, seed: int, what: str) -> torch.Te
         _fail(sim, f"simulate() modified the params tensor it was given (on {what})")
     if not isinstance(images, torch.Tensor):
         _fail(sim, f"simulate() must return a torch.Tensor, returned {type(images).__name__} (on {what})")
+    if images.device.type != "cpu":
+        _fail(sim, f"simulate() must return a CPU tensor, returned one on {images.device} (on {what})")
     if images.dtype != torch.float32:
         _fail(sim, f"simulate() must return float32, returned {images.dtype} (on {what})")
     expected = (params.shape[0], *sim.image_shape)
     if tuple(images.shape) != expected:
-        _fail(sim, f"simulate() returned shape {tuple(images.shape)}, expected (B, C, H, W) = {expected} (on {what})")
+        _fail(
+            sim,
+            f"simulate() returned shape {tuple(images.shape)}, expected (B, C, H, W) = {expected} "
+            f"(on {what})",
+        )
     bad = (~torch.isfinite(images)).sum().item()
     if bad:
         _fail(sim, f"simulate() returned {bad} NaN or infinite pixel values (on {what})")
@@ -86,12 +92,18 @@ def check_simulator(sim: Simulator, *, batch_size: int = 8, seed: int = 0) -> No
     outputs = {what: _run(sim, params, seed, what) for what, params in trials.items()}
     again = _run(sim, trials["random parameters"], seed, "random parameters, second run")
     if not torch.equal(again, outputs["random parameters"]):
-        _fail(sim, "the same parameters and the same generator seed gave different images; "
-                   "draw every random number from the `generator` argument")
+        _fail(
+            sim,
+            "the same parameters and the same generator seed gave different images; "
+            "draw every random number from the `generator` argument",
+        )
     for i, p in enumerate(sim.parameters):
         moved = trials["the middle of the ranges"].clone()
         moved[:, i] = p.low + 0.9 * (p.high - p.low)
         images = _run(sim, moved, seed, f"parameter {p.name!r} moved")
         if torch.equal(images, outputs["the middle of the ranges"]):
-            _fail(sim, f"moving parameter {p.name!r} from the middle of [{p.low}, {p.high}] to 90% of it "
-                       "did not change the images; is the parameter used, and is its range right?")
+            _fail(
+                sim,
+                f"moving parameter {p.name!r} from the middle of [{p.low}, {p.high}] to 90% of it "
+                "did not change the images; is the parameter used, and is its range right?",
+            )

@@ -8,6 +8,8 @@ fractions of the maximum brightness (1).  Stochastic: the noise is drawn from th
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 
 from gangal_core import Parameter, Simulator, hookimpl
@@ -42,7 +44,13 @@ class CircleSimulator(Simulator):
         Parameter("b", 0.7, 1.1, description="ring brightness, fraction of max brightness"),
     )
     # The paper's Table II: true mean and standard deviation of each parameter.
-    reference_truth = {"x0": (18.0, 0.8), "y0": (18.0, 0.8), "r": (8.0, 0.5), "n": (0.15, 0.05), "b": (0.9, 0.05)}
+    reference_truth: ClassVar[dict[str, tuple[float, float]]] = {
+        "x0": (18.0, 0.8),
+        "y0": (18.0, 0.8),
+        "r": (8.0, 0.5),
+        "n": (0.15, 0.05),
+        "b": (0.9, 0.05),
+    }
 
     def simulate(self, params: torch.Tensor, *, generator: torch.Generator) -> torch.Tensor:
         """Draw one noisy ring per row of ``params``; noise comes from ``generator``."""

@@ -7,6 +7,8 @@ cross-section.  See ``docs/simulators.md`` for the exact recipe.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 
 from gangal_core import Parameter, Simulator, hookimpl
@@ -43,7 +45,12 @@ class PolynomialSimulator(Simulator):
         Parameter("xsteps", 7.0, 11.0, unit="px", description="extent of the line along x"),
     )
     # The paper's Table I: true mean and standard deviation of each parameter.
-    reference_truth = {"m": (1.5, 0.3), "x0": (10.0, 0.5), "c": (0.5, 0.1), "xsteps": (9.0, 0.5)}
+    reference_truth: ClassVar[dict[str, tuple[float, float]]] = {
+        "m": (1.5, 0.3),
+        "x0": (10.0, 0.5),
+        "c": (0.5, 0.1),
+        "xsteps": (9.0, 0.5),
+    }
 
     def simulate(self, params: torch.Tensor, *, generator: torch.Generator) -> torch.Tensor:
         """Draw one line per row of ``params`` (the generator is unused: no randomness)."""
@@ -56,9 +63,7 @@ class PolynomialSimulator(Simulator):
         s = 1.0 / (2.0 * LINE_WIDTH**2 * (1.0 + m * m))  # (B, 1)
         # -s (y - e)^2 + log(coverage) = [1, y, -s y^2] . [-s e^2 + log cov, 2 s e, 1]
         batch = p.shape[0]
-        row_terms = torch.stack(
-            (torch.ones(batch, height), y.expand(batch, height), -s * y * y), dim=2
-        )
+        row_terms = torch.stack((torch.ones(batch, height), y.expand(batch, height), -s * y * y), dim=2)
         col_terms = torch.stack(
             (-s * line_height**2 + coverage.log(), 2.0 * s * line_height, torch.ones(batch, width)), dim=1
         )
