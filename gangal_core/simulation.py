@@ -134,8 +134,8 @@ class _OutputFile:
     header: bytes
     first_image: int
     count: int
-    image_bytes: int  # bytes per image
-    param_offset: int | None  # where parameters go inside this file, if they do
+    image_bytes: int  # bytes per image; 0 when the file holds no images
+    param_offset: int | None  # where parameters start inside the data, if the file holds them
     chunks_left: int
     fd: int = -1
     tmp: Path | None = None
@@ -146,9 +146,10 @@ class _OutputFile:
         os.pwrite(self.fd, self.header, 0)
 
     def write_chunk(self, start: int, images: np.ndarray, params: np.ndarray | None) -> None:
-        offset = len(self.header) + (start - self.first_image) * self.image_bytes
-        _pwrite_all(self.fd, memoryview(images).cast("B"), offset)
-        if params is not None and self.param_offset is not None:
+        if self.image_bytes:
+            offset = len(self.header) + (start - self.first_image) * self.image_bytes
+            _pwrite_all(self.fd, memoryview(images).cast("B"), offset)
+        if self.param_offset is not None:
             offset = len(self.header) + self.param_offset + (start - self.first_image) * params.shape[1] * 4
             _pwrite_all(self.fd, memoryview(params).cast("B"), offset)
 
@@ -241,10 +242,9 @@ def _check_chunk(simulator: Simulator, images: object, count: int, chunk: int) -
 class _Writer:
     """Simulates chunks on a thread pool and routes each to its file."""
 
-    def __init__(self, simulator, plan, files, chunk_file, params, keep_params):
+    def __init__(self, simulator, plan, files, chunk_files, params):
         self.simulator, self.plan, self.files = simulator, plan, files
-        self.chunk_file, self.params = chunk_file, params
-        self.kept_params = keep_params
+        self.chunk_files, self.params = chunk_files, params
         self.lock = threading.Lock()
 
     def run_chunk(self, chunk: int) -> int:
@@ -262,19 +262,18 @@ class _Writer:
                 f"(images {start}-{stop - 1}): {exc}"
             ) from exc
         _check_chunk(self.simulator, images, stop - start, chunk)
-        params_np = params.numpy().astype(np.float32, copy=False)
-        if self.kept_params is not None:
-            self.kept_params[start:stop] = params_np
-        file = self.files[self.chunk_file(chunk)]
-        with self.lock:
-            if file.fd < 0:
-                file.open()
-        file.write_chunk(start, images.numpy(), params_np)
-        with self.lock:
-            file.chunks_left -= 1
-            done = file.chunks_left == 0
-        if done:
-            file.finish()
+        params_np = np.ascontiguousarray(params.numpy(), dtype=np.float32)
+        for index in self.chunk_files(chunk):
+            file = self.files[index]
+            with self.lock:
+                if file.fd < 0:
+                    file.open()
+            file.write_chunk(start, images.numpy(), params_np)
+            with self.lock:
+                file.chunks_left -= 1
+                done = file.chunks_left == 0
+            if done:
+                file.finish()
         return stop - start
 
     def abandon(self) -> None:
@@ -286,14 +285,24 @@ class _Writer:
                     file.tmp.unlink()
 
 
-def _layout(simulator, plan, out, shard, keep_params):
-    """Files to write and the chunks each holds; ``None`` files when everything is done."""
+def _layout(simulator, plan, out, shard):
+    """Files to write, a map chunk -> indices of its files, and the chunks to run."""
     image_bytes = int(np.prod(simulator.image_shape)) * 4
     n_params = len(simulator.parameters)
-    if out.suffix == ".npy":
-        header = _npy_header((plan.n, *simulator.image_shape))
-        file = _OutputFile(out, header, 0, plan.n, image_bytes, None, plan.n_chunks)
-        return [file], (lambda chunk: 0), list(range(plan.n_chunks))
+    if out.suffix == ".npy":  # images and parameters in two .npy files, both streamed
+        images = _OutputFile(
+            out, _npy_header((plan.n, *simulator.image_shape)), 0, plan.n, image_bytes, None, plan.n_chunks
+        )
+        params = _OutputFile(
+            out.with_suffix(".parameters.npy"),
+            _npy_header((plan.n, n_params)),
+            0,
+            plan.n,
+            0,
+            0,
+            plan.n_chunks,
+        )
+        return [images, params], (lambda chunk: (0, 1)), list(range(plan.n_chunks))
     per_shard = plan.shard_size // plan.chunk_size
     files, chunks = [], []
     index = {}
@@ -315,7 +324,7 @@ def _layout(simulator, plan, out, shard, keep_params):
         last = -(-(spec["start"] + spec["count"]) // plan.chunk_size)
         files[-1].chunks_left = last - first
         chunks.extend(range(first, last))
-    return files, (lambda chunk: index[chunk // per_shard]), chunks
+    return files, (lambda chunk: (index[chunk // per_shard],)), chunks
 
 
 def run_simulation(
@@ -386,9 +395,8 @@ def run_simulation(
             raise ConfigError(f"--out {out}: the folder {out.parent} does not exist.")
     else:
         _prepare_folder(out, key, plan, simulator)
-    kept = np.empty((n, len(simulator.parameters)), np.float32) if out.suffix == ".npy" else None
-    files, chunk_file, chunks = _layout(simulator, plan, out, shard, kept)
-    writer = _Writer(simulator, plan, files, chunk_file, params, kept)
+    files, chunk_files, chunks = _layout(simulator, plan, out, shard)
+    writer = _Writer(simulator, plan, files, chunk_files, params)
     workers = max(1, min(workers or os.cpu_count() or 1, len(chunks) or 1))
     old_threads = torch.get_num_threads()
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
@@ -409,25 +417,21 @@ def run_simulation(
         raise
     finally:
         torch.set_num_threads(old_threads)
-    if kept is not None:
-        _write_npy_sidecars(out, kept, key, simulator)
+    if out.suffix == ".npy":
+        _write_npy_sidecar(out, key)
     else:
         _fsync_dir(out)
-    written = sum(f.count for f in files)
+    written = sum(f.count for f in files if f.image_bytes)
     return {
         "out": str(out),
         "n": n,
         "written": written,
         "skipped": n - written if shard is None else None,
-        "files": [str(f.path) for f in files],
+        "files": [str(f.path) for f in files if f.image_bytes],
     }
 
 
-def _write_npy_sidecars(out: Path, params: np.ndarray, key: dict, simulator: Simulator) -> None:
-    from .atomic import atomic_open
-
-    with atomic_open(out.with_suffix(".parameters.npy")) as fh:
-        np.save(fh, params)
+def _write_npy_sidecar(out: Path, key: dict) -> None:
     atomic_write_json(
         out.with_suffix(".json"),
         {
