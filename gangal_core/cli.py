@@ -56,11 +56,13 @@ def user_errors(command):
 
 def typed_options(ctx: click.Context, values: dict[str, Any]) -> dict[str, Any]:
     """The options the user actually typed (not defaults), for config-file merging."""
-    return {
-        name: value
-        for name, value in values.items()
-        if ctx.get_parameter_source(name) not in (click.core.ParameterSource.DEFAULT, None)
-    }
+    typed = {}
+    for name, value in values.items():
+        source = ctx.get_parameter_source(name)
+        # compare by name: typer may run its own bundled copy of click, whose enum differs
+        if source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP"):
+            typed[name] = value
+    return typed
 
 
 def _version(value: bool) -> None:

@@ -108,7 +108,8 @@ def build_registry(entry_points: list[md.EntryPoint] | None = None) -> Registry:
     pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
     pm.add_hookspecs(hookspecs)
     origin: dict[str, tuple[str, str]] = {}
-    for ep in sorted(entry_points, key=lambda e: e.name):
+    # gangal's own plugins first: a third party cannot take over a built-in's name
+    for ep in sorted(entry_points, key=lambda e: (_distribution_of(e)[0] != "gangal", e.name)):
         dist, version = _distribution_of(ep)
         if pm.has_plugin(ep.name):
             _warn(

@@ -44,12 +44,15 @@ def read_parameter_csv(path: Path, simulator: Simulator) -> np.ndarray:
     """Read a CSV of parameters whose header names the simulator's parameters (any order)."""
     names = list(simulator.parameter_names())
     try:
-        with open(path, newline="", encoding="utf-8") as fh:
+        with open(path, newline="", encoding="utf-8-sig") as fh:  # -sig: spreadsheets write a BOM
             reader = csv.reader(fh)
             header = [h.strip() for h in next(reader, [])]
             rows = [row for row in reader if row and any(cell.strip() for cell in row)]
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise ConfigError(f"--params {path}: cannot read it as CSV ({exc}).") from exc
+    repeated = sorted({h for h in header if header.count(h) > 1})
+    if repeated:
+        raise ConfigError(f"--params {path}: the header names {', '.join(repeated)} more than once.")
     missing = [n for n in names if n not in header]
     extra = [h for h in header if h not in names]
     if missing or extra:
@@ -251,7 +254,7 @@ class _Writer:
         start, stop = self.plan.chunk_range(chunk)
         generator = chunk_generator(self.plan.seed, chunk)
         if self.params is not None:
-            params = torch.from_numpy(self.params[start:stop])
+            params = torch.from_numpy(self.params[start:stop])  # float32, made so in run_simulation
         else:
             params = self.simulator.sample_uniform(stop - start, generator=generator)
         try:
@@ -263,12 +266,14 @@ class _Writer:
             ) from exc
         _check_chunk(self.simulator, images, stop - start, chunk)
         params_np = np.ascontiguousarray(params.numpy(), dtype=np.float32)
+        # a view (transposed, sliced) or a tensor that needs grad is still a valid answer
+        images_np = images.detach().contiguous().numpy()
         for index in self.chunk_files(chunk):
             file = self.files[index]
             with self.lock:
                 if file.fd < 0:
                     file.open()
-            file.write_chunk(start, images.numpy(), params_np)
+            file.write_chunk(start, images_np, params_np)
             with self.lock:
                 file.chunks_left -= 1
                 done = file.chunks_left == 0
@@ -381,6 +386,8 @@ def run_simulation(
         )
     if params is not None and params.shape != (n, len(simulator.parameters)):
         raise ConfigError(f"params must have shape ({n}, {len(simulator.parameters)}), found {params.shape}.")
+    if params is not None:
+        params = np.ascontiguousarray(params, dtype=np.float32)  # the contract: float32 in
     plan = SimulationPlan(n=n, seed=seed, chunk_size=chunk_size, shard_size=shard_size)
     digest = None
     if params is not None:
