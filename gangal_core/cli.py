@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -54,7 +53,7 @@ def user_errors(command):
     return wrapper
 
 
-def typed_options(ctx: click.Context, values: dict[str, Any]) -> dict[str, Any]:
+def typed_options(ctx: typer.Context, values: dict[str, Any]) -> dict[str, Any]:
     """The options the user actually typed (not defaults), for config-file merging."""
     typed = {}
     for name, value in values.items():

@@ -12,11 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from click.testing import Result
 from gangal_circle import CircleSimulator
 from gangal_polynomial import PolynomialSimulator
 from safetensors.numpy import load_file
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 import gangal_core.plugins as plugins_module
 from gangal_core import Parameter, Simulator
