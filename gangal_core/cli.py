@@ -230,6 +230,161 @@ def _run_simulate(cfg) -> None:
     )
 
 
+def _typed(ctx: typer.Context, values: dict[str, Any]) -> dict[str, Any]:
+    """typed_options for commands whose --out parameter is called out_path in Python."""
+    renamed = {("out_path" if k == "out" else k): v for k, v in values.items()}
+    return {("out" if k == "out_path" else k): v for k, v in typed_options(ctx, renamed).items()}
+
+
+OutOption = Annotated[Path | None, typer.Option("--out", "-o", help="Output folder.", show_default=False)]
+SimulatorOption = Annotated[str, typer.Option("--simulator", "-s", help="Registered simulator name.")]
+SeedOption = Annotated[int, typer.Option(help="Seed of the run.")]
+ResumeOption = Annotated[bool, typer.Option("--resume", help="Continue the interrupted run in --out.")]
+ProgressOption = Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")]
+
+
+@app.command()
+@user_errors
+def pretrain(
+    ctx: typer.Context,
+    simulator: SimulatorOption = "",
+    out_path: OutOption = None,
+    iterations: Annotated[int, typer.Option(help="Pretraining minibatches.")] = 4000,
+    batch_size: Annotated[int, typer.Option(help="Parameter sets per minibatch.")] = 256,
+    recipe: Annotated[
+        str, typer.Option(help="likelihood (fast, default) or paper (adversarial Siamese, eq. 1).")
+    ] = "likelihood",
+    emulator_arch: Annotated[str, typer.Option(help="Registered emulator architecture.")] = "conv",
+    critic_arch: Annotated[str, typer.Option(help="Registered critic architecture (Siamese).")] = "conv",
+    seed: SeedOption = 0,
+    checkpoint_every: Annotated[int, typer.Option(help="Iterations between checkpoints.")] = 500,
+    resume: ResumeOption = False,
+    progress: ProgressOption = True,
+    config: ConfigOption = None,
+) -> None:
+    """Pretrain an emulator of a simulator and save it to --out/emulator.safetensors.
+
+    The file carries the simulator name, parameter ranges, image shape and network options, so `gangal calibrate --emulator` and `gangal emulate` reload it alone.
+    """  # noqa: E501
+    from .config import PretrainConfig, resolve_config
+
+    values = {
+        "simulator": simulator or None, "out": out_path, "iterations": iterations, "batch_size": batch_size,
+        "recipe": recipe, "emulator_arch": emulator_arch, "critic_arch": critic_arch, "seed": seed,
+        "checkpoint_every": checkpoint_every, "resume": resume,
+    }  # fmt: skip
+    cfg = resolve_config(
+        PretrainConfig, command_line=_typed(ctx, values), config_file=config, section="pretrain"
+    )
+    from .commands import run_pretrain
+
+    run_pretrain(cfg, progress=progress, console=out)
+
+
+@app.command()
+@user_errors
+def calibrate(
+    ctx: typer.Context,
+    simulator: SimulatorOption = "",
+    out_path: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Run folder (default: calibrate-SIMULATOR).")
+    ] = None,
+    emulator: Annotated[
+        Path | None,
+        typer.Option(help="Pretrained emulator folder (default: pretrain first).", show_default=False),
+    ] = None,
+    true_data: Annotated[
+        Path | None,
+        typer.Option(
+            help="True images: file or folder (default: built from the reference truth).", show_default=False
+        ),
+    ] = None,
+    true_params: Annotated[
+        Path | None,
+        typer.Option(
+            help="CSV of the true images' parameters, when known (closure tests).", show_default=False
+        ),
+    ] = None,
+    truth: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="NAME=MEAN,STD: build the true set from this truth instead (repeatable).", show_default=False
+        ),
+    ] = None,
+    n_true: Annotated[int, typer.Option(help="Images in a true set built from the truth.")] = 10000,
+    iterations: Annotated[int, typer.Option(help="Training minibatches.")] = 3000,
+    pretrain_iterations: Annotated[
+        int, typer.Option(help="Pretraining minibatches (without --emulator).")
+    ] = 4000,
+    batch_size: Annotated[int, typer.Option(help="Images per minibatch.")] = 256,
+    recipe: Annotated[
+        str, typer.Option(help="default or paper (the paper's optimisers and labels).")
+    ] = "default",
+    pretrain_recipe: Annotated[str, typer.Option(help="likelihood or paper.")] = "likelihood",
+    discriminator_input: Annotated[
+        str, typer.Option(help="simulated (T(G(z)), default) or emulated (E(G(z)), no simulator calls).")
+    ] = "simulated",
+    emulator_arch: Annotated[str, typer.Option(help="Registered emulator architecture.")] = "conv",
+    critic_arch: Annotated[str, typer.Option(help="Registered critic architecture.")] = "conv",
+    n_samples: Annotated[int, typer.Option(help="Best-match samples written to samples.csv.")] = 10000,
+    seed: SeedOption = 0,
+    checkpoint_every: Annotated[int, typer.Option(help="Iterations between checkpoints.")] = 500,
+    resume: ResumeOption = False,
+    progress: ProgressOption = True,
+    config: ConfigOption = None,
+) -> None:
+    """Find the simulator-parameter distribution that best matches the true images.
+
+    Writes calibration.json (best-match mean and std per parameter, with the truth when known), samples.csv, and plots into --out, and prints a table like the paper's Tables I/II.
+    """  # noqa: E501
+    from .config import CalibrateConfig, resolve_config
+
+    values = {
+        "simulator": simulator or None, "out": out_path, "emulator": emulator, "true_data": true_data,
+        "true_params": true_params, "truth": tuple(truth or ()), "n_true": n_true, "iterations": iterations,
+        "pretrain_iterations": pretrain_iterations, "batch_size": batch_size, "recipe": recipe,
+        "pretrain_recipe": pretrain_recipe, "discriminator_input": discriminator_input,
+        "emulator_arch": emulator_arch, "critic_arch": critic_arch, "n_samples": n_samples, "seed": seed,
+        "checkpoint_every": checkpoint_every, "resume": resume,
+    }  # fmt: skip
+    typed = _typed(ctx, values)
+    if "out" not in typed and simulator:
+        typed["out"] = Path(f"calibrate-{simulator}")
+    cfg = resolve_config(CalibrateConfig, command_line=typed, config_file=config, section="calibrate")
+    from .commands import run_calibrate
+
+    run_calibrate(cfg, progress=progress, console=out)
+
+
+@app.command()
+@user_errors
+def emulate(
+    ctx: typer.Context,
+    emulator: Annotated[
+        Path | None, typer.Option(help="Pretrained emulator folder or file.", show_default=False)
+    ] = None,
+    params: Annotated[
+        Path | None, typer.Option(help="CSV of parameters, header = parameter names.", show_default=False)
+    ] = None,
+    out_path: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Output .npy file.", show_default=False)
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the emulator's noise.")] = 0,
+    batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 8192,
+    config: ConfigOption = None,
+) -> None:
+    """Use a pretrained emulator as a fast simulator: parameters CSV in, images .npy out."""
+    from .config import EmulateConfig, resolve_config
+
+    values = {"emulator": emulator, "params": params, "out": out_path, "seed": seed, "batch_size": batch_size}
+    cfg = resolve_config(
+        EmulateConfig, command_line=_typed(ctx, values), config_file=config, section="emulate"
+    )
+    from .commands import run_emulate
+
+    run_emulate(cfg, console=out)
+
+
 def main() -> None:
     """Entry point of the ``gangal`` console script."""
     app()

@@ -9,13 +9,20 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import ConfigError
 
-__all__ = ["CommandConfig", "SimulateConfig", "resolve_config"]
+__all__ = [
+    "CalibrateConfig",
+    "CommandConfig",
+    "EmulateConfig",
+    "PretrainConfig",
+    "SimulateConfig",
+    "resolve_config",
+]
 
 
 class CommandConfig(BaseModel):
@@ -36,6 +43,55 @@ class SimulateConfig(CommandConfig):
     shard_size: int = Field(default=65536, ge=1, description="images per shard file")
     chunk_size: int = Field(default=4096, ge=1, description="images per random-number chunk")
     workers: int | None = Field(default=None, ge=1, description="threads (default: one per core)")
+
+
+class PretrainConfig(CommandConfig):
+    """Options of ``gangal pretrain`` (and of the pretraining ``gangal calibrate`` runs first)."""
+
+    simulator: str = Field(description="registered simulator name")
+    out: Path = Field(description="folder for emulator.safetensors, its plot and checkpoint")
+    iterations: int = Field(default=4000, ge=1, description="pretraining minibatches")
+    batch_size: int = Field(default=256, ge=2, description="parameter sets per minibatch")
+    recipe: Literal["likelihood", "paper"] = Field(default="likelihood", description="pretraining recipe")
+    emulator_arch: str = Field(default="conv", description="registered emulator architecture")
+    critic_arch: str = Field(default="conv", description="registered critic architecture (Siamese)")
+    seed: int = Field(default=0, ge=0, description="seed of the run")
+    checkpoint_every: int = Field(default=500, ge=1, description="iterations between checkpoints")
+    resume: bool = Field(default=False, description="continue from the checkpoint in --out")
+
+
+class CalibrateConfig(CommandConfig):
+    """Options of ``gangal calibrate``."""
+
+    simulator: str = Field(description="registered simulator name")
+    out: Path = Field(description="run folder for calibration.json, samples.csv and plots")
+    emulator: Path | None = Field(default=None, description="pretrained emulator (default: pretrain first)")
+    true_data: Path | None = Field(default=None, description="true images (default: the reference truth)")
+    true_params: Path | None = Field(default=None, description="CSV of the true images' parameters, if known")
+    truth: tuple[str, ...] = Field(default=(), description="NAME=MEAN,STD overrides of the reference truth")
+    n_true: int = Field(default=10000, ge=2, description="images in a true set built from the truth")
+    iterations: int = Field(default=3000, ge=1, description="training minibatches")
+    pretrain_iterations: int = Field(default=4000, ge=1, description="pretraining minibatches")
+    batch_size: int = Field(default=256, ge=2, description="images per minibatch")
+    recipe: Literal["default", "paper"] = Field(default="default", description="training recipe")
+    pretrain_recipe: Literal["likelihood", "paper"] = Field(default="likelihood", description="pretraining")
+    discriminator_input: Literal["simulated", "emulated"] = Field(default="simulated")
+    emulator_arch: str = Field(default="conv", description="registered emulator architecture")
+    critic_arch: str = Field(default="conv", description="registered critic architecture")
+    n_samples: int = Field(default=10000, ge=2, description="best-match samples to write")
+    seed: int = Field(default=0, ge=0, description="seed of the run")
+    checkpoint_every: int = Field(default=500, ge=1, description="iterations between checkpoints")
+    resume: bool = Field(default=False, description="continue the run in --out")
+
+
+class EmulateConfig(CommandConfig):
+    """Options of ``gangal emulate``."""
+
+    emulator: Path = Field(description="pretrained emulator folder or file")
+    params: Path = Field(description="CSV of parameters, header = parameter names")
+    out: Path = Field(description="output .npy file")
+    seed: int = Field(default=0, ge=0, description="seed of the emulator's noise")
+    batch_size: int = Field(default=8192, ge=1, description="images per forward pass")
 
 
 def _load_toml(path: Path, section: str) -> dict[str, Any]:

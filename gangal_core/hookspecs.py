@@ -47,6 +47,25 @@ def register_data_sources(register: Callable[[str, object], None]) -> None:
     """
 
 
+@hookspec
+def register_emulators(register: Callable[[type], None]) -> None:
+    """Register emulator architectures: :class:`gangal_core.networks.Emulator` subclasses.
+
+    :param register: call ``register(EmulatorSubclass)``; its ``name`` is what
+        ``--emulator-arch`` selects.  Use it to give a simulator's images a network that
+        suits them, say a larger emulator for a 256x256 detector.
+    """
+
+
+@hookspec
+def register_critics(register: Callable[[type], None]) -> None:
+    """Register critic architectures: :class:`gangal_core.networks.Critic` subclasses.
+
+    :param register: call ``register(CriticSubclass)``; its ``name`` is what ``--critic-arch``
+        selects.  A critic is the image encoder of the discriminator and of the Siamese network.
+    """
+
+
 # ---- things that transform or judge images ---------------------------------------------
 @hookspec
 def register_refiners(register: Callable[[str, object], None]) -> None:

@@ -26,10 +26,24 @@ ENTRY_POINT_GROUP = "gangal"
 # hook name -> kind of thing it registers
 KINDS = {
     "register_simulators": "simulator",
+    "register_emulators": "emulator",
+    "register_critics": "critic",
     "register_data_sources": "data_source",
     "register_refiners": "refiner",
     "register_evaluators": "evaluator",
 }
+
+
+# kinds registered as one class (or instance) carrying its own ``name``; the others as (name, factory)
+CLASS_KINDS = {"simulator": "Simulator", "emulator": "Emulator", "critic": "Critic"}
+
+
+def _validate_class(kind: str, obj: object) -> list[str]:
+    if kind == "simulator":
+        return validate_simulator_class(obj)
+    from .networks import Critic, Emulator, validate_network_class
+
+    return validate_network_class(obj, Emulator if kind == "emulator" else Critic)
 
 
 class PluginWarning(UserWarning):
@@ -156,8 +170,8 @@ def _collect(registry: Registry, impl: pluggy.HookImpl, kind: str, dist: str, ve
         if problem:
             _warn(f"gangal plugin {plugin!r} from {dist} {version} registered an invalid {kind}: {problem}")
             return
-        obj = args[0] if kind == "simulator" else args[1]
-        name = obj.name if kind == "simulator" else args[0]
+        obj = args[0] if kind in CLASS_KINDS else args[1]
+        name = obj.name if kind in CLASS_KINDS else args[0]
         table[name] = RegisteredThing(name, kind, obj, plugin, dist, version)
 
     try:
@@ -170,10 +184,10 @@ def _collect(registry: Registry, impl: pluggy.HookImpl, kind: str, dist: str, ve
 
 
 def _registration_problem(kind: str, args: tuple, table: dict[str, RegisteredThing]) -> str:
-    if kind == "simulator":
+    if kind in CLASS_KINDS:
         if len(args) != 1:
-            return f"register(SimulatorSubclass) takes one argument, got {len(args)}"
-        problems = validate_simulator_class(args[0])
+            return f"register({CLASS_KINDS[kind]}Subclass) takes one argument, got {len(args)}"
+        problems = _validate_class(kind, args[0])
         if problems:
             return f"{getattr(args[0], '__name__', args[0])!r}: " + "; ".join(problems)
         name = args[0].name

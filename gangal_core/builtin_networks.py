@@ -1,0 +1,16 @@
+"""gangal's built-in network architectures, registered through the same hooks a plugin uses."""
+
+from __future__ import annotations
+
+from .hookspecs import hookimpl
+from .networks import ConvCritic, ConvEmulator
+
+
+@hookimpl
+def register_emulators(register):
+    register(ConvEmulator)
+
+
+@hookimpl
+def register_critics(register):
+    register(ConvCritic)

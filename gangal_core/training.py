@@ -1,0 +1,185 @@
+"""The training loop both phases share: progress bar, checkpoints, resume, Ctrl-C.
+
+A :class:`TrainingLoop` runs ``step(iteration) -> {loss name: value}`` for a number of
+iterations.  Every ``checkpoint_every`` iterations, and when interrupted, it writes the
+state it is given (networks, optimisers, random-number generator, loss history) to a
+checkpoint atomically; with ``resume`` it starts from that checkpoint.  Ctrl-C saves and
+raises :class:`Interrupted`, which the command line reports with how to resume.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .atomic import atomic_open
+from .errors import GangalError
+
+__all__ = ["Interrupted", "LossHistory", "TrainingLoop", "load_checkpoint"]
+
+
+class Interrupted(GangalError):
+    """Training stopped by Ctrl-C after saving a checkpoint."""
+
+    exit_code = 130
+
+
+class LossHistory:
+    """Loss values every ``every`` iterations, for the loss-curve plot."""
+
+    def __init__(self, every: int = 10) -> None:
+        self.every = int(every)
+        self.iterations: list[int] = []
+        self.values: dict[str, list[float]] = {}
+
+    def add(self, iteration: int, losses: dict[str, float]) -> None:
+        if iteration % self.every:
+            return
+        self.iterations.append(int(iteration))
+        for key, value in losses.items():
+            self.values.setdefault(key, []).append(float(value))
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"every": self.every, "iterations": list(self.iterations), "values": dict(self.values)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.every = int(state["every"])
+        self.iterations = [int(i) for i in state["iterations"]]
+        self.values = {k: [float(v) for v in vs] for k, vs in state["values"].items()}
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """Read a checkpoint written by :class:`TrainingLoop` (tensors and plain values only)."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a truncated or foreign file: say which, not a pickle traceback
+        raise GangalError(f"checkpoint {path} cannot be read ({type(exc).__name__}: {exc}).") from exc
+
+
+class TrainingLoop:
+    """Run ``step`` for ``iterations``, with checkpoints, resume and a progress bar.
+
+    Parameters
+    ----------
+    step : callable
+        ``step(iteration) -> dict`` of float losses for the progress bar and history.
+    state : callable
+        ``state() -> dict`` of everything to save (tensors, state dicts, plain values).
+    load_state : callable
+        ``load_state(dict)``: the inverse of ``state``.
+    iterations : int
+        Total iterations of the run.
+    checkpoint : Path, optional
+        Where checkpoints go; ``None`` disables them.
+    checkpoint_every : int, optional
+        Iterations between checkpoints (default 500).
+    resume : bool, optional
+        Start from ``checkpoint`` if it exists.
+    description : str, optional
+        Label of the progress bar.
+    progress : bool, optional
+        Show a rich progress bar (default True).
+    """
+
+    def __init__(
+        self,
+        step: Callable[[int], dict[str, float]],
+        *,
+        state: Callable[[], dict[str, Any]],
+        load_state: Callable[[dict[str, Any]], None],
+        iterations: int,
+        checkpoint: Path | None = None,
+        checkpoint_every: int = 500,
+        resume: bool = False,
+        description: str = "training",
+        progress: bool = True,
+    ) -> None:
+        self.step, self.state, self.load_state = step, state, load_state
+        self.iterations = int(iterations)
+        self.checkpoint = Path(checkpoint) if checkpoint is not None else None
+        self.checkpoint_every = max(1, int(checkpoint_every))
+        self.resume = resume
+        self.description = description
+        self.progress = progress
+        self.start = 0
+        self.seconds = 0.0  # wall time of this run's iterations, earlier sessions included
+
+    def save(self, iteration: int) -> None:
+        if self.checkpoint is None:
+            return
+        payload = {"iteration": int(iteration), "seconds": float(self.seconds), "state": self.state()}
+        with atomic_open(self.checkpoint, "wb") as fh:
+            torch.save(payload, fh)
+
+    def run(self) -> None:
+        """Run to the end; raises :class:`Interrupted` (after saving) on Ctrl-C."""
+        if self.resume and self.checkpoint is not None and self.checkpoint.exists():
+            saved = load_checkpoint(self.checkpoint)
+            self.load_state(saved["state"])
+            self.start, self.seconds = int(saved["iteration"]), float(saved.get("seconds", 0.0))
+        iteration = self.start
+        began = time.perf_counter() - self.seconds
+        bar = _progress(self.progress)
+        try:
+            with bar:
+                task = bar.add_task(self.description, total=self.iterations, completed=self.start, losses="")
+                while iteration < self.iterations:
+                    losses = self.step(iteration)
+                    iteration += 1
+                    self.seconds = time.perf_counter() - began
+                    if iteration % 10 == 0 or iteration == self.iterations:
+                        text = "  ".join(f"{k} {v:.3f}" for k, v in losses.items())
+                        bar.update(task, completed=iteration, losses=text)
+                    if iteration % self.checkpoint_every == 0 and iteration < self.iterations:
+                        self.save(iteration)
+        except KeyboardInterrupt:
+            self.save(iteration)
+            where = f"; checkpoint {self.checkpoint}" if self.checkpoint is not None else ""
+            raise Interrupted(
+                f"interrupted at iteration {iteration} of {self.iterations}{where}. "
+                "Run the same command with --resume to continue."
+            ) from None
+        self.save(iteration)
+
+
+class _NoProgress:
+    def __enter__(self) -> _NoProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def add_task(self, *args: object, **kwargs: object) -> int:
+        return 0
+
+    def update(self, *args: object, **kwargs: object) -> None:
+        return None
+
+
+def _progress(enabled: bool):
+    if not enabled:
+        return _NoProgress()
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[losses]}"),
+        console=Console(stderr=True),
+        transient=False,
+    )
