@@ -48,6 +48,7 @@ from .networks import (
     Discriminator,
     Emulator,
     ImageScale,
+    ParameterEstimator,
     ParameterGenerator,
     Siamese,
 )
@@ -64,6 +65,7 @@ __all__ = [
     "make_true_set",
     "pretrain",
     "save_emulator",
+    "simulated_with_emulator_gradient",
 ]
 
 PRETRAIN_RECIPES = ("likelihood", "paper")
@@ -92,6 +94,9 @@ class TrainedEmulator:
         Registry name of the emulator architecture.
     info : dict
         How it was trained (recipe, iterations, seconds, seed, losses).
+    estimator : ParameterEstimator, optional
+        A critic trained alongside to estimate parameters from simulated images; calibration
+        starts its discriminator from it.
     """
 
     network: Emulator
@@ -100,6 +105,7 @@ class TrainedEmulator:
     parameters: list[dict[str, Any]]
     arch: str
     info: dict[str, Any] = field(default_factory=dict)
+    estimator: ParameterEstimator | None = None
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -156,6 +162,11 @@ def save_emulator(emulator: TrainedEmulator, folder: Path) -> Path:
         "info": emulator.info,
     }
     state = {k: v.detach().contiguous() for k, v in emulator.network.state_dict().items()}
+    if emulator.estimator is not None:
+        critic = emulator.estimator.critic
+        meta["estimator"] = {"arch": critic.name, "options": critic.options}
+        est_state = emulator.estimator.state_dict()
+        state.update({f"estimator.{k}": v.detach().contiguous() for k, v in est_state.items()})
     path = folder / EMULATOR_FILE
     with atomic_open(path, "wb") as fh:
         fh.write(save(state, metadata={"gangal": json.dumps(meta)}))
@@ -191,7 +202,17 @@ def load_emulator(path: Path, *, registry: Any = None) -> TrainedEmulator:
     registry = registry or get_registry()
     arch = registry.get("emulator", meta["arch"]).obj
     network = arch(tuple(meta["image_shape"]), len(meta["parameters"]), **meta["options"])
+    estimator = None
+    est_state = {k[len("estimator.") :]: state.pop(k) for k in list(state) if k.startswith("estimator.")}
     try:
+        if "estimator" in meta:
+            critic_cls = registry.get("critic", meta["estimator"]["arch"]).obj
+            critic = critic_cls(tuple(meta["image_shape"]), **meta["estimator"]["options"])
+            estimator = ParameterEstimator(critic, len(meta["parameters"]))
+            estimator.load_state_dict(est_state)
+            estimator.eval()
+            for p in estimator.parameters():
+                p.requires_grad_(False)
         network.load_state_dict(state)
     except RuntimeError as exc:
         raise ConfigError(
@@ -207,6 +228,7 @@ def load_emulator(path: Path, *, registry: Any = None) -> TrainedEmulator:
         parameters=meta["parameters"],
         arch=meta["arch"],
         info=meta.get("info", {}),
+        estimator=estimator,
     )
 
 
@@ -256,6 +278,7 @@ def pretrain(
     critic_options: dict[str, Any] | None = None,
     learning_rate: float = 2e-3,
     label_flip: float = 0.05,
+    estimate_parameters: bool = True,
     seed: int = 0,
     checkpoint: Path | None = None,
     checkpoint_every: int = 500,
@@ -286,6 +309,10 @@ def pretrain(
         likelihood recipe; the paper recipe uses 2e-4.
     label_flip : float, optional
         Fraction of the Siamese labels flipped (paper recipe; default 0.05).
+    estimate_parameters : bool, optional
+        Also train a :class:`~gangal_core.networks.ParameterEstimator` (a ``critic_arch``
+        critic) to read the parameters off simulated images (default True); calibration starts
+        its discriminator from it.
     seed : int, optional
         Seeds the parameter draws, the simulator's noise and the network initialisation.
     checkpoint : Path, optional
@@ -319,21 +346,45 @@ def pretrain(
     )
     history = LossHistory()
     models: dict[str, torch.nn.Module] = {"emulator": network}
+    estimator = None
+    if estimate_parameters:
+        critic_cls = _network_class(registry, "critic", critic_arch)
+        estimator = ParameterEstimator(critic_cls(tuple(simulator.image_shape), **(critic_options or {})), P)
+        models["estimator"] = estimator
+        opt_est = torch.optim.Adam(estimator.parameters(), lr=1e-3)
+        sched_est = torch.optim.lr_scheduler.OneCycleLR(opt_est, max_lr=2e-3, total_steps=iterations)
+
+    def train_estimator(x: torch.Tensor, u: torch.Tensor, losses: dict[str, float]) -> None:
+        if estimator is None:
+            return
+        loss = F.mse_loss(estimator(x), u)
+        opt_est.zero_grad(set_to_none=True)
+        loss.backward()
+        opt_est.step()
+        sched_est.step()
+        losses["estimator"] = loss.item()
+
     if recipe == "likelihood":
         opt_e = torch.optim.Adam(network.parameters(), lr=learning_rate)
         sched = torch.optim.lr_scheduler.OneCycleLR(opt_e, max_lr=learning_rate, total_steps=iterations)
         optimisers: dict[str, Any] = {"emulator": opt_e, "schedule": sched}
+        mse_scale = float(emu.scale.normalise(pilot).var()) or 1.0  # error relative to the image variance
 
         def step(i: int) -> dict[str, float]:
             u = torch.rand(batch_size, P, generator=gen) * 2 - 1
             x = _simulate_normalised(simulator, emu, u, gen)
             mean, std = network(u)
-            nll = ((x - mean) / std).square().mul(0.5).add(std.log()).mean()
+            # the mean regresses on the images (squared error: E[x | p]); the standard deviation
+            # maximises the likelihood of the residuals around a fixed mean (Var[x | p]).  A joint
+            # likelihood lets the network explain hard pixels away as noise and blurs the mean.
+            mse = (x - mean).square().mean()
+            nll = ((x - mean.detach()) / std).square().mul(0.5).add(std.log()).mean()
             opt_e.zero_grad(set_to_none=True)
-            nll.backward()
+            (mse / mse_scale + nll).backward()
             opt_e.step()
             sched.step()
-            losses = {"nll": nll.item(), "rmse": (x - mean).square().mean().sqrt().item()}
+            losses = {"nll": nll.item(), "rmse": mse.item() ** 0.5}
+            train_estimator(x, u, losses)
             history.add(i, losses)
             return losses
 
@@ -366,9 +417,12 @@ def pretrain(
             opt_e.step()
             losses = {"siamese": loss_s.item(), "emulator": loss_e.item(),
                       "rmse": (x1 - network(u)[0]).square().mean().sqrt().item()}  # fmt: skip
+            train_estimator(x1, u, losses)
             history.add(i, losses)
             return losses
 
+    if estimator is not None:
+        optimisers.update({"estimator": opt_est, "estimator_schedule": sched_est})
     loop = TrainingLoop(
         step,
         state=lambda: _state(models, optimisers, gen, history, extra={"scale": emu.scale.__dict__}),
@@ -387,9 +441,11 @@ def pretrain(
         emu.scale = ImageScale(**saved_scale)
     network.train()
     loop.run()
-    network.eval()
-    for p in network.parameters():
-        p.requires_grad_(False)
+    for module in models.values():
+        module.eval()
+        for p in module.parameters():
+            p.requires_grad_(False)
+    emu.estimator = estimator
     emu.info = {
         "recipe": recipe,
         "iterations": iterations,
@@ -524,10 +580,12 @@ def calibrate(
     critic_arch: str = "conv",
     critic_options: dict[str, Any] | None = None,
     learning_rate: float = 5e-4,
-    minibatch_std: str = "mean",
+    minibatch_std: str = "features",
+    minibatch_group: int = 16,
+    discriminator_learning_rate: float | None = 1e-4,
     noise_size: int = 8,
     average_from: float = 0.25,
-    average_decay: float = 0.995,
+    average_decay: float = 0.998,
     label_flip: float = 0.05,
     n_samples: int = 10000,
     seed: int = 0,
@@ -596,17 +654,25 @@ def calibrate(
     P = len(emulator.parameters)
     E = emulator.network.eval()
     true = emulator.scale.normalise(true_images.float())
-    critic = _network_class(registry, "critic", critic_arch)(
-        tuple(emulator.image_shape), **(critic_options or {})
-    )
-    D = Discriminator(critic, minibatch_std=minibatch_std if recipe == "default" else "none")
+    d_options = {
+        "minibatch_std": minibatch_std if recipe == "default" else "none",
+        "group_size": minibatch_group,
+    }
+    est = emulator.estimator
+    if recipe == "default" and est is not None and est.critic.name == critic_arch and critic_options is None:
+        D = Discriminator.from_estimator(est, **d_options)
+    else:
+        critic_cls = _network_class(registry, "critic", critic_arch)
+        D = Discriminator(critic_cls(tuple(emulator.image_shape), **(critic_options or {})), **d_options)
     G = ParameterGenerator(P, noise_size=noise_size)
     G_avg = copy.deepcopy(G)
     for p in G_avg.parameters():
         p.requires_grad_(False)
     opt_g = torch.optim.Adam(G.parameters(), lr=learning_rate, betas=(0.5, 0.999))
     if recipe == "default":
-        opt_d: torch.optim.Optimizer = torch.optim.Adam(D.parameters(), lr=learning_rate, betas=(0.5, 0.999))
+        opt_d: torch.optim.Optimizer = torch.optim.Adam(
+            D.parameters(), lr=discriminator_learning_rate or learning_rate, betas=(0.5, 0.999)
+        )
     else:
         opt_d = torch.optim.SGD(D.parameters(), lr=0.01, momentum=0.9)
     history = LossHistory()
@@ -624,10 +690,9 @@ def calibrate(
         u = G.sample(batch_size, generator=gen)
         mean, std = E(u)
         if discriminator_input == "simulated":
-            x_sim = _simulate_normalised(simulator, emulator, u, gen)
-            eps = ((x_sim - mean) / std).detach().clamp(-8, 8)
-            x_gen = mean + std * eps
-            x_gen = x_gen + (x_sim - x_gen).detach()  # forward: exactly T(p); backward: E's Jacobian
+            x_gen = simulated_with_emulator_gradient(
+                mean, std, _simulate_normalised(simulator, emulator, u, gen)
+            )
         else:
             x_gen = mean + std * torch.randn(mean.shape, generator=gen)
         loss_d = F.binary_cross_entropy_with_logits(
@@ -671,6 +736,28 @@ def calibrate(
         losses=history.state_dict(),
         seconds=loop.seconds,
     )
+
+
+def simulated_with_emulator_gradient(
+    mean: torch.Tensor, std: torch.Tensor, simulated: torch.Tensor
+) -> torch.Tensor:
+    """Simulated images in the forward pass, the emulator's derivative in the backward pass.
+
+    With ``eps = (simulated - mean) / std`` (the noise the Gaussian emulator would have needed
+    to produce exactly these images) held fixed, ``mean + std * eps`` equals ``simulated`` and
+    differentiates as the emulator does at that noise.  ``eps`` is clipped to +-8 for the
+    gradient only, so a pixel the emulator gets badly wrong cannot dominate it.
+
+    Parameters
+    ----------
+    mean, std : torch.Tensor
+        The emulator's output for the parameters, differentiable.
+    simulated : torch.Tensor
+        The simulator's images for the same parameters, normalised; not differentiable.
+    """
+    eps = ((simulated - mean) / std).detach().clamp(-8, 8)
+    x = mean + std * eps
+    return x + (simulated - x).detach()
 
 
 def _check_compatible(simulator: Simulator, emulator: TrainedEmulator, true_images: torch.Tensor) -> None:

@@ -86,7 +86,7 @@ def plugins(
         bool, typer.Option("--json", help="Print JSON for scripts instead of a table.")
     ] = False,
 ) -> None:
-    """List every registered simulator, data source, refiner and evaluator."""
+    """List every registered simulator, network architecture, data source, refiner and evaluator."""
     from .plugins import get_registry
 
     things = get_registry().all()

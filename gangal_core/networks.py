@@ -58,6 +58,7 @@ __all__ = [
     "Discriminator",
     "Emulator",
     "ImageScale",
+    "ParameterEstimator",
     "ParameterGenerator",
     "Siamese",
     "validate_network_class",
@@ -271,6 +272,22 @@ class ConvCritic(Critic):
 
 
 # --------------------------------------------------------------------------- roles
+class ParameterEstimator(nn.Module):
+    """A critic with a linear head that estimates the normalised parameters of an image.
+
+    Trained by regression on simulated images during pretraining, it gives the discriminator
+    a head start: features that already measure the simulator's parameters.
+    """
+
+    def __init__(self, critic: Critic, n_parameters: int) -> None:
+        super().__init__()
+        self.critic = critic
+        self.estimate = nn.Linear(critic.encoding_size, int(n_parameters))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.estimate(self.critic(images))
+
+
 class Discriminator(nn.Module):
     """D: a critic's encoding plus a realness logit (the sigmoid is applied in the loss).
 
@@ -280,30 +297,58 @@ class Discriminator(nn.Module):
         The image encoder.
     minibatch_std : {"features", "mean", "none"}, optional
         Let the head also see how spread the batch is: ``"features"`` appends the standard
-        deviation over the batch of every encoding feature, ``"mean"`` only their average
-        (as in progressive GANs), ``"none"`` nothing.  Without it a GAN readily learns the right
-        means but too narrow a spread (``benchmarks/RESULTS.md``).  D then judges a batch of
-        images of one kind at a time, as the trainers call it.
+        deviation over the batch of every feature, ``"mean"`` only their average (as in
+        progressive GANs), ``"none"`` nothing.  Without it a GAN readily learns the right means
+        but too narrow a spread (``benchmarks/RESULTS.md``).  D then judges a batch of images of
+        one kind at a time, as the trainers call it.
+    group_size : int, optional
+        The spread is taken over groups of this many consecutive images (0: the whole batch);
+        smaller groups give a noisier, gentler signal that keeps D from winning outright.
+    n_parameters : int, optional
+        With ``n_parameters > 0`` the features include a linear estimate of the parameters
+        (see :class:`ParameterEstimator`, from which :meth:`from_estimator` starts D).
     """
 
     MODES = ("features", "mean", "none")
 
-    def __init__(self, critic: Critic, *, minibatch_std: str = "mean") -> None:
+    def __init__(
+        self, critic: Critic, *, minibatch_std: str = "features", group_size: int = 16, n_parameters: int = 0
+    ) -> None:
         super().__init__()
         if minibatch_std not in self.MODES:
             raise ValueError(f"minibatch_std must be one of {self.MODES}, got {minibatch_std!r}")
         self.critic = critic
         self.minibatch_std = minibatch_std
-        extra = {"features": critic.encoding_size, "mean": 1, "none": 0}[minibatch_std]
-        self.head = nn.Linear(critic.encoding_size + extra, 1)
+        self.group_size = int(group_size)
+        self.estimate = nn.Linear(critic.encoding_size, n_parameters) if n_parameters else None
+        k = critic.encoding_size + int(n_parameters)
+        extra = {"features": k, "mean": 1, "none": 0}[minibatch_std]
+        self.head = nn.Linear(k + extra, 1)
+
+    @classmethod
+    def from_estimator(cls, estimator: ParameterEstimator, **options: Any) -> Discriminator:
+        """A discriminator whose encoder and parameter head start as a trained estimator's."""
+        import copy
+
+        d = cls(copy.deepcopy(estimator.critic), n_parameters=estimator.estimate.out_features, **options)
+        d.estimate.load_state_dict(estimator.estimate.state_dict())
+        return d
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         h = self.critic(images)
+        if self.estimate is not None:
+            h = torch.cat([h, self.estimate(h)], 1)
         if self.minibatch_std != "none":
-            spread = h.std(0, keepdim=True) if h.shape[0] > 1 else torch.zeros_like(h[:1])
+            n, k = h.shape
+            g = self.group_size if self.group_size and n % self.group_size == 0 else n
+            if g > 1:
+                spread = h.view(n // g, g, k).std(1)  # (groups, k)
+            else:
+                spread = torch.zeros(n, k, dtype=h.dtype, device=h.device)
             if self.minibatch_std == "mean":
                 spread = spread.mean(1, keepdim=True)
-            h = torch.cat([h, spread.expand(h.shape[0], -1)], 1)
+            spread = spread.repeat_interleave(g, 0) if g > 1 else spread
+            h = torch.cat([h, spread], 1)
         return self.head(h).squeeze(1)
 
 

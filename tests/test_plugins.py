@@ -334,6 +334,8 @@ def test_cli_plugins_json(fake_plugin, builtin_entry_points, monkeypatch) -> Non
     rows = json.loads(result.stdout)
     by_name = {(r["kind"], r["name"]): r for r in rows}
     assert set(by_name) == {
+        ("emulator", "conv"),
+        ("critic", "conv"),
         ("simulator", "circle"),
         ("simulator", "polynomial"),
         ("simulator", "blob"),
