@@ -546,7 +546,7 @@ class CalibrationResult:
     names : tuple of str
         Parameter names, the columns of ``samples``.
     generator : ParameterGenerator
-        The trained generator (its weight average, see :func:`calibrate`).
+        The generator at the end of training.
     losses : dict
         Loss history (``iterations`` and ``values``) for plotting.
     seconds : float
@@ -583,9 +583,11 @@ def calibrate(
     minibatch_std: str = "features",
     minibatch_group: int = 16,
     discriminator_learning_rate: float | None = 1e-4,
+    head_learning_rate: float = 1e-3,
+    log_spread: bool = True,
     noise_size: int = 8,
-    average_from: float = 0.25,
-    average_decay: float = 0.998,
+    average_from: float = 0.5,
+    snapshots: int = 20,
     label_flip: float = 0.05,
     n_samples: int = 10000,
     seed: int = 0,
@@ -623,10 +625,13 @@ def calibrate(
         The discriminator's batch-spread feature (default recipe), see :class:`Discriminator`.
     noise_size : int, optional
         Length of the generator's noise vector z (default 8).
-    average_from, average_decay : float, optional
-        From this fraction of the iterations on, the generator's weights are averaged
-        (exponential moving average with this decay); the averaged generator gives the
-        best-match samples, which steadies them against the last iterations' oscillation.
+    average_from : float, optional
+        The best-match samples come from ``snapshots`` copies of the generator taken evenly
+        from this fraction of the iterations to the end (default 0.5), in equal numbers: the
+        mixture averages out the generator's last oscillations.  (An average of the weights
+        instead shrinks the spread: ``benchmarks/RESULTS.md``.)
+    snapshots : int, optional
+        Number of generator snapshots (default 20).
     label_flip : float, optional
         Fraction of labels flipped (paper recipe).
     n_samples : int, optional
@@ -665,18 +670,20 @@ def calibrate(
         critic_cls = _network_class(registry, "critic", critic_arch)
         D = Discriminator(critic_cls(tuple(emulator.image_shape), **(critic_options or {})), **d_options)
     G = ParameterGenerator(P, noise_size=noise_size)
-    G_avg = copy.deepcopy(G)
-    for p in G_avg.parameters():
-        p.requires_grad_(False)
+    taken: list[dict[str, torch.Tensor]] = []  # generator snapshots for the best-match mixture
+    first = min(int(average_from * iterations), iterations - 1)
+    snapshot_at = {int(v) for v in np.linspace(first, iterations - 1, max(1, snapshots)).round()}
     opt_g = torch.optim.Adam(G.parameters(), lr=learning_rate, betas=(0.5, 0.999))
     if recipe == "default":
+        body = [p for name, p in D.named_parameters() if not name.startswith("head.")]
         opt_d: torch.optim.Optimizer = torch.optim.Adam(
-            D.parameters(), lr=discriminator_learning_rate or learning_rate, betas=(0.5, 0.999)
+            [{"params": body}, {"params": D.head.parameters(), "lr": head_learning_rate}],
+            lr=discriminator_learning_rate or learning_rate,
+            betas=(0.5, 0.999),
         )
     else:
         opt_d = torch.optim.SGD(D.parameters(), lr=0.01, momentum=0.9)
     history = LossHistory()
-    start_average = int(average_from * iterations)
     ones = torch.ones(batch_size)
 
     def labels(real: bool) -> torch.Tensor:
@@ -705,20 +712,23 @@ def calibrate(
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         opt_g.step()
-        with torch.no_grad():
-            w = 1.0 if i < start_average else 1.0 - average_decay
-            for a, p in zip(G_avg.parameters(), G.parameters(), strict=True):
-                a.lerp_(p, w)
+        if i in snapshot_at:
+            taken.append({k: v.detach().clone() for k, v in G.state_dict().items()})
         losses = {"D": loss_d.item(), "G": loss_g.item()}
         history.add(i, losses)
         return losses
 
-    models = {"generator": G, "average": G_avg, "discriminator": D}
+    models = {"generator": G, "discriminator": D}
     optimisers = {"generator": opt_g, "discriminator": opt_d}
+
+    def load(state: dict[str, Any]) -> None:
+        _load_state(state, models, optimisers, gen, history)
+        taken[:] = state["extra"]["snapshots"]
+
     loop = TrainingLoop(
         step,
-        state=lambda: _state(models, optimisers, gen, history),
-        load_state=lambda s: _load_state(s, models, optimisers, gen, history),
+        state=lambda: _state(models, optimisers, gen, history, extra={"snapshots": taken}),
+        load_state=load,
         iterations=iterations,
         checkpoint=checkpoint,
         checkpoint_every=checkpoint_every,
@@ -727,12 +737,19 @@ def calibrate(
         progress=progress,
     )
     loop.run()
+    final = copy.deepcopy(G.state_dict())
+    parts = []
     with torch.no_grad():
-        samples = emulator.to_physical(G_avg.sample(n_samples, generator=gen)).numpy().astype(np.float64)
+        for k, state in enumerate(taken or [final]):
+            G.load_state_dict(state)
+            count = n_samples // len(taken or [final]) + (k < n_samples % len(taken or [final]))
+            parts.append(G.sample(count, generator=gen))
+        G.load_state_dict(final)
+        samples = emulator.to_physical(torch.cat(parts)).numpy().astype(np.float64)
     return CalibrationResult(
         samples=samples,
         names=emulator.parameter_names,
-        generator=G_avg,
+        generator=G,
         losses=history.state_dict(),
         seconds=loop.seconds,
     )

@@ -304,6 +304,9 @@ class Discriminator(nn.Module):
     group_size : int, optional
         The spread is taken over groups of this many consecutive images (0: the whole batch);
         smaller groups give a noisier, gentler signal that keeps D from winning outright.
+    log_spread : bool, optional
+        Use the logarithm of each spread (default), so that a spread too narrow by a given
+        factor gives the same signal whatever the scale of the feature.
     n_parameters : int, optional
         With ``n_parameters > 0`` the features include a linear estimate of the parameters
         (see :class:`ParameterEstimator`, from which :meth:`from_estimator` starts D).
@@ -312,7 +315,13 @@ class Discriminator(nn.Module):
     MODES = ("features", "mean", "none")
 
     def __init__(
-        self, critic: Critic, *, minibatch_std: str = "features", group_size: int = 16, n_parameters: int = 0
+        self,
+        critic: Critic,
+        *,
+        minibatch_std: str = "features",
+        group_size: int = 16,
+        log_spread: bool = True,
+        n_parameters: int = 0,
     ) -> None:
         super().__init__()
         if minibatch_std not in self.MODES:
@@ -320,6 +329,7 @@ class Discriminator(nn.Module):
         self.critic = critic
         self.minibatch_std = minibatch_std
         self.group_size = int(group_size)
+        self.log_spread = bool(log_spread)
         self.estimate = nn.Linear(critic.encoding_size, n_parameters) if n_parameters else None
         k = critic.encoding_size + int(n_parameters)
         extra = {"features": k, "mean": 1, "none": 0}[minibatch_std]
@@ -343,6 +353,8 @@ class Discriminator(nn.Module):
             g = self.group_size if self.group_size and n % self.group_size == 0 else n
             if g > 1:
                 spread = h.view(n // g, g, k).std(1)  # (groups, k)
+                if self.log_spread:  # a ratio of spreads becomes a difference, whatever a feature's scale
+                    spread = spread.add(1e-3).log()
             else:
                 spread = torch.zeros(n, k, dtype=h.dtype, device=h.device)
             if self.minibatch_std == "mean":

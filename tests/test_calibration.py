@@ -262,7 +262,8 @@ def test_generator_moves_to_a_known_truth(blob_emulator, discriminator_input) ->
     # the untrained generator sits near the middle of the ranges (b ~ 1.1, n ~ 0.16)
     assert abs(result.mean[0] - 1.5) < 0.1, result.mean
     assert abs(result.mean[1] - 0.1) < 0.03, result.mean
-    assert (result.std > 0).all()
+    # and its spread to the right order of magnitude
+    assert 0.04 < result.std[0] < 0.25 and 0.008 < result.std[1] < 0.05, result.std
 
 
 def test_other_truths_are_found_too(blob_emulator) -> None:
@@ -462,3 +463,13 @@ def test_pretrain_and_emulate_commands(tmp_path) -> None:
     assert result.exit_code == 2
     assert "line 2: xsteps = 20 is outside the range the emulator was trained on, [7, 11]" in result.output
     assert not (tmp_path / "j.npy").exists()
+
+
+def test_resume_of_a_finished_run_keeps_its_result(circle_run) -> None:
+    before = json.loads((circle_run / "calibration.json").read_text())
+    result = _run("calibrate", "--simulator", "circle", "--out", circle_run, "--resume", *TINY_RUN)
+    assert result.exit_code == 0, result.output
+    after = json.loads((circle_run / "calibration.json").read_text())
+    for name, v in before["parameters"].items():  # nothing retrained: the same generator, the same samples
+        assert after["parameters"][name]["mean"] == v["mean"]
+    assert after["timing_seconds"]["pretrain"] < 5  # the run's emulator was reloaded, not retrained
