@@ -73,7 +73,7 @@ def main() -> None:
                     sim.simulate(params[i : i + 8192], generator=gen)
 
             def run_emu(params=params, gen=gen, emu=emu):
-                emu.emulate(params, generator=gen, batch_size=8192)
+                emu.emulate(params, generator=gen)
 
             if n == SIZES[0]:
                 run_sim(), run_emu()  # warm-up

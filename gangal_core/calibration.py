@@ -130,18 +130,24 @@ class TrainedEmulator:
         lo, hi = self._bounds()
         return lo + (u + 1) / 2 * (hi - lo)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def emulate(
-        self, params: torch.Tensor, *, generator: torch.Generator | None = None, batch_size: int = 8192
+        self, params: torch.Tensor, *, generator: torch.Generator | None = None, batch_size: int = 1024
     ) -> torch.Tensor:
-        """Emulated images, in the simulator's pixel units, for physical ``params`` ``(n, P)``."""
+        """Emulated images, in the simulator's pixel units, for physical ``params`` ``(n, P)``.
+
+        Runs a copy of the network laid out for inference (:meth:`Emulator.for_inference`) in
+        batches of ``batch_size`` (1024 is fastest on our 2-core CPU: Table III).
+        """
         self.network.eval()
+        fast = self.network.for_inference()
         out = torch.empty((params.shape[0], *self.image_shape), dtype=torch.float32)
         for start in range(0, params.shape[0], batch_size):
             u = self.to_unit(params[start : start + batch_size].float())
-            out[start : start + u.shape[0]] = self.scale.denormalise(
-                self.network.sample(u, generator=generator)
-            )
+            mean, std = fast(u)
+            chunk = out[start : start + u.shape[0]]
+            torch.randn(chunk.shape, generator=generator, out=chunk)
+            chunk.mul_(std).add_(mean).mul_(self.scale.scale).add_(self.scale.offset)
         return out
 
 

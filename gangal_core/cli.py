@@ -370,7 +370,7 @@ def emulate(
         Path | None, typer.Option("--out", "-o", help="Output .npy file.", show_default=False)
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the emulator's noise.")] = 0,
-    batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 8192,
+    batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 1024,
     config: ConfigOption = None,
 ) -> None:
     """Use a pretrained emulator as a fast simulator: parameters CSV in, images .npy out."""

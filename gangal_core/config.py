@@ -91,7 +91,7 @@ class EmulateConfig(CommandConfig):
     params: Path = Field(description="CSV of parameters, header = parameter names")
     out: Path = Field(description="output .npy file")
     seed: int = Field(default=0, ge=0, description="seed of the emulator's noise")
-    batch_size: int = Field(default=8192, ge=1, description="images per forward pass")
+    batch_size: int = Field(default=1024, ge=1, description="images per forward pass")
 
 
 def _load_toml(path: Path, section: str) -> dict[str, Any]:

@@ -131,6 +131,10 @@ class Emulator(nn.Module, ABC):
             (tanh), ``std > 0``.
         """
 
+    def for_inference(self) -> Emulator:
+        """A copy laid out for fast inference (the default: this network itself)."""
+        return self
+
     def sample(
         self, u: torch.Tensor, *, generator: torch.Generator | None = None, eps: torch.Tensor | None = None
     ) -> torch.Tensor:
@@ -227,9 +231,23 @@ class ConvEmulator(Emulator):
             nn.Conv2d(max(width // 4, 4), 2 * c, 3, padding=1),
         )
 
+    channels_last = False
+
+    def for_inference(self) -> ConvEmulator:
+        """A copy in channels-last memory layout: about twice as fast on CPUs (Table III)."""
+        import copy
+
+        fast = copy.deepcopy(self).to(memory_format=torch.channels_last)
+        fast.channels_last = True
+        return fast.eval()
+
     def forward(self, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         c, h, w = self.image_shape
-        y = self.up(self.mlp(u).view(-1, self.width, self.h0, self.w0))[..., :h, :w]
+        x = self.mlp(u).view(-1, self.width, self.h0, self.w0)
+        if self.channels_last:
+            y = self.up(x.contiguous(memory_format=torch.channels_last)).contiguous()[..., :h, :w]
+        else:
+            y = self.up(x)[..., :h, :w]
         return torch.tanh(y[:, :c]), F.softplus(y[:, c:]) + 1e-3
 
 

@@ -473,3 +473,29 @@ def test_resume_of_a_finished_run_keeps_its_result(circle_run) -> None:
     for name, v in before["parameters"].items():  # nothing retrained: the same generator, the same samples
         assert after["parameters"][name]["mean"] == v["mean"]
     assert after["timing_seconds"]["pretrain"] < 5  # the run's emulator was reloaded, not retrained
+
+
+def test_a_damaged_checkpoint_is_named(tmp_path) -> None:
+    from gangal_core.errors import GangalError
+    from gangal_core.training import load_checkpoint
+
+    bad = tmp_path / "checkpoint.pt"
+    bad.write_bytes(b"\x00" * 100)
+    with pytest.raises(GangalError, match=r"checkpoint .*checkpoint.pt cannot be read"):
+        load_checkpoint(bad)
+
+
+def test_ctrl_c_saves_and_exits_with_130(tmp_path, monkeypatch) -> None:
+    from gangal_core import training
+
+    def interrupted(self):
+        self.save(0)
+        raise training.Interrupted("interrupted at iteration 0 of 30; Run the same command with --resume")
+
+    monkeypatch.setattr(training.TrainingLoop, "run", interrupted)
+    result = _run(
+        "pretrain", "--simulator", "polynomial", "--out", tmp_path / "e", "--iterations", 30, "--no-progress"
+    )
+    assert result.exit_code == 130
+    assert "--resume" in result.output and "Traceback" not in result.output
+    assert (tmp_path / "e" / "checkpoint.pt").exists()
