@@ -57,6 +57,7 @@ def main() -> None:
     )
     parser.add_argument("--emulator", action="append", required=True, help="SIMULATOR=EMULATOR_DIR")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--precision", default="float32", choices=["float32", "bfloat16"])
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "out" / "table3_speed.json")
     args = parser.parse_args()
     rows = []
@@ -73,7 +74,7 @@ def main() -> None:
                     sim.simulate(params[i : i + 8192], generator=gen)
 
             def run_emu(params=params, gen=gen, emu=emu):
-                emu.emulate(params, generator=gen)
+                emu.emulate(params, generator=gen, precision=args.precision)
 
             if n == SIZES[0]:
                 run_sim(), run_emu()  # warm-up

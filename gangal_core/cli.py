@@ -371,12 +371,16 @@ def emulate(
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the emulator's noise.")] = 0,
     batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 1024,
+    precision: Annotated[
+        str, typer.Option(help="float32, or bfloat16: about twice as fast, error ~0.002 RMS (normalised).")
+    ] = "float32",
     config: ConfigOption = None,
 ) -> None:
     """Use a pretrained emulator as a fast simulator: parameters CSV in, images .npy out."""
     from .config import EmulateConfig, resolve_config
 
-    values = {"emulator": emulator, "params": params, "out": out_path, "seed": seed, "batch_size": batch_size}
+    values = {"emulator": emulator, "params": params, "out": out_path, "seed": seed, "batch_size": batch_size,
+              "precision": precision}  # fmt: skip
     cfg = resolve_config(
         EmulateConfig, command_line=_typed(ctx, values), config_file=config, section="emulate"
     )

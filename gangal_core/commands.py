@@ -271,7 +271,9 @@ def run_emulate(cfg: EmulateConfig, *, console: Console | None = None) -> Path:
         )
     start = time.perf_counter()
     gen = torch.Generator().manual_seed(cfg.seed)
-    images = emu.emulate(torch.from_numpy(params), generator=gen, batch_size=cfg.batch_size)
+    images = emu.emulate(
+        torch.from_numpy(params), generator=gen, batch_size=cfg.batch_size, precision=cfg.precision
+    )
     seconds = time.perf_counter() - start
     with atomic_open(cfg.out, "wb") as fh:
         np.save(fh, images.numpy())

@@ -92,6 +92,7 @@ class EmulateConfig(CommandConfig):
     out: Path = Field(description="output .npy file")
     seed: int = Field(default=0, ge=0, description="seed of the emulator's noise")
     batch_size: int = Field(default=1024, ge=1, description="images per forward pass")
+    precision: Literal["float32", "bfloat16"] = Field(default="float32", description="network arithmetic")
 
 
 def _load_toml(path: Path, section: str) -> dict[str, Any]:

@@ -456,6 +456,11 @@ def test_pretrain_and_emulate_commands(tmp_path) -> None:
     assert result.exit_code == 0, result.output
     images = np.load(tmp_path / "i.npy")
     assert images.shape == (2, 1, 28, 28) and np.isfinite(images).all()
+    half_args = ["--out", tmp_path / "h.npy", "--precision", "bfloat16"]
+    result = _run("emulate", "--emulator", emu_dir, "--params", tmp_path / "p.csv", *half_args)
+    assert result.exit_code == 0, result.output
+    half = np.load(tmp_path / "h.npy")  # same seed, same noise: only the network's arithmetic differs
+    assert half.dtype == np.float32 and 0 < np.abs(half - images).max() < 0.1
     (tmp_path / "bad.csv").write_text("m,x0,c,xsteps\n1.5,10,0.5,20\n")
     result = _run(
         "emulate", "--emulator", emu_dir, "--params", tmp_path / "bad.csv", "--out", tmp_path / "j.npy"
