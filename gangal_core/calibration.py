@@ -440,10 +440,15 @@ def pretrain(
 
     if estimator is not None:
         optimisers.update({"estimator": opt_est, "estimator_schedule": sched_est})
+
+    def load(state: dict[str, Any]) -> None:
+        _load_state(state, models, optimisers, gen, history)
+        emu.scale = ImageScale(**state["extra"]["scale"])  # the run's own pixel scale, not a refit
+
     loop = TrainingLoop(
         step,
         state=lambda: _state(models, optimisers, gen, history, extra={"scale": emu.scale.__dict__}),
-        load_state=lambda s: _load_state(s, models, optimisers, gen, history),
+        load_state=load,
         iterations=iterations,
         checkpoint=checkpoint,
         checkpoint_every=checkpoint_every,
@@ -451,11 +456,6 @@ def pretrain(
         description=f"pretraining {simulator.name} emulator",
         progress=progress,
     )
-    if resume and checkpoint is not None and Path(checkpoint).exists():
-        from .training import load_checkpoint
-
-        saved_scale = load_checkpoint(Path(checkpoint))["state"]["extra"]["scale"]
-        emu.scale = ImageScale(**saved_scale)
     network.train()
     loop.run()
     for module in models.values():

@@ -64,6 +64,12 @@ def typed_options(ctx: typer.Context, values: dict[str, Any]) -> dict[str, Any]:
     return typed
 
 
+def _typed(ctx: typer.Context, values: dict[str, Any]) -> dict[str, Any]:
+    """typed_options for commands whose --out parameter is called out_path in Python."""
+    renamed = {("out_path" if k == "out" else k): v for k, v in values.items()}
+    return {("out" if k == "out_path" else k): v for k, v in typed_options(ctx, renamed).items()}
+
+
 def _version(value: bool) -> None:
     if value:
         out.print(f"gangal {__version__}", highlight=False)
@@ -169,9 +175,9 @@ def simulate(
         "chunk_size": chunk_size,
         "workers": workers,
     }
-    typed = typed_options(ctx, {k if k != "out" else "out_path": v for k, v in values.items()})
-    typed = {("out" if k == "out_path" else k): v for k, v in typed.items()}
-    cfg = resolve_config(SimulateConfig, command_line=typed, config_file=config, section="simulate")
+    cfg = resolve_config(
+        SimulateConfig, command_line=_typed(ctx, values), config_file=config, section="simulate"
+    )
     if cfg.n is None and cfg.params is None:
         raise ConfigError("give -n (how many images) or --params (a CSV of parameters).")
     _run_simulate(cfg)
@@ -228,12 +234,6 @@ def _run_simulate(cfg) -> None:
     out.print(
         f"Wrote {written} {sim.name} images to {cfg.out} in {seconds:.2f} s{rate}{note}.", highlight=False
     )
-
-
-def _typed(ctx: typer.Context, values: dict[str, Any]) -> dict[str, Any]:
-    """typed_options for commands whose --out parameter is called out_path in Python."""
-    renamed = {("out_path" if k == "out" else k): v for k, v in values.items()}
-    return {("out" if k == "out_path" else k): v for k, v in typed_options(ctx, renamed).items()}
 
 
 OutOption = Annotated[Path | None, typer.Option("--out", "-o", help="Output folder.", show_default=False)]

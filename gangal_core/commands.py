@@ -38,27 +38,14 @@ def _prepare_folder(folder: Path, *, resume: bool, finished: str, option: str = 
 
 def run_pretrain(cfg: PretrainConfig, *, progress: bool = True, console: Console | None = None) -> Path:
     """``gangal pretrain``: train an emulator and write ``OUT/emulator.safetensors``."""
-    from .calibration import pretrain, save_emulator
     from .plugins import get_registry
 
     console = console or Console()
     sim = get_registry().simulator(cfg.simulator)
     _prepare_folder(cfg.out, resume=cfg.resume, finished="emulator.safetensors")
-    emu = pretrain(
-        sim,
-        iterations=cfg.iterations,
-        batch_size=cfg.batch_size,
-        recipe=cfg.recipe,
-        emulator_arch=cfg.emulator_arch,
-        critic_arch=cfg.critic_arch,
-        seed=cfg.seed,
-        checkpoint=cfg.out / CHECKPOINT,
-        checkpoint_every=cfg.checkpoint_every,
-        resume=cfg.resume,
-        progress=progress,
+    emu, path = _pretrain_into(
+        cfg.out, sim, cfg, iterations=cfg.iterations, recipe=cfg.recipe, progress=progress
     )
-    path = save_emulator(emu, cfg.out)
-    _emulator_plots(sim, emu, cfg.out, seed=cfg.seed)
     console.print(
         f"Pretrained a {emu.arch!r} emulator of {sim.name} "
         f"({cfg.recipe} recipe, {cfg.iterations} iterations, "
@@ -66,6 +53,36 @@ def run_pretrain(cfg: PretrainConfig, *, progress: bool = True, console: Console
         highlight=False,
     )
     return path
+
+
+def _pretrain_into(
+    folder: Path,
+    sim: Any,
+    cfg: PretrainConfig | CalibrateConfig,
+    *,
+    iterations: int,
+    recipe: str,
+    progress: bool,
+) -> tuple[Any, Path]:
+    """Pretrain (or resume pretraining) into ``folder``: weights, checkpoint and plots."""
+    from .calibration import pretrain, save_emulator
+
+    emu = pretrain(
+        sim,
+        iterations=iterations,
+        batch_size=cfg.batch_size,
+        recipe=recipe,
+        emulator_arch=cfg.emulator_arch,
+        critic_arch=cfg.critic_arch,
+        seed=cfg.seed,
+        checkpoint=folder / CHECKPOINT,
+        checkpoint_every=cfg.checkpoint_every,
+        resume=cfg.resume,
+        progress=progress,
+    )
+    path = save_emulator(emu, folder)
+    _emulator_plots(sim, emu, folder, seed=cfg.seed)
+    return emu, path
 
 
 def _emulator_plots(sim: Any, emu: Any, folder: Path, *, seed: int) -> None:
@@ -143,7 +160,7 @@ def run_calibrate(
     cfg: CalibrateConfig, *, progress: bool = True, console: Console | None = None
 ) -> dict[str, Any]:
     """``gangal calibrate``: pretrain if needed, train the generator, write results and plots."""
-    from .calibration import calibrate, load_emulator, pretrain, save_emulator, summarise
+    from .calibration import calibrate, load_emulator, summarise
     from .plugins import get_registry
     from .report import (
         calibration_table,
@@ -174,21 +191,14 @@ def run_calibrate(
             emu = load_emulator(folder)
         else:
             folder.mkdir(parents=True, exist_ok=True)
-            emu = pretrain(
+            emu, _ = _pretrain_into(
+                folder,
                 sim,
+                cfg,
                 iterations=cfg.pretrain_iterations,
-                batch_size=cfg.batch_size,
                 recipe=cfg.pretrain_recipe,
-                emulator_arch=cfg.emulator_arch,
-                critic_arch=cfg.critic_arch,
-                seed=cfg.seed,
-                checkpoint=folder / CHECKPOINT,
-                checkpoint_every=cfg.checkpoint_every,
-                resume=cfg.resume,
                 progress=progress,
             )
-            save_emulator(emu, folder)
-            _emulator_plots(sim, emu, folder, seed=cfg.seed)
     timing["pretrain"] = time.perf_counter() - t
 
     t = time.perf_counter()

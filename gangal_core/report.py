@@ -41,6 +41,8 @@ def write_samples_csv(path: Path, names: tuple[str, ...], samples: np.ndarray) -
 
 def calibration_table(doc: dict[str, Any]) -> Table:
     """The paper's Table I/II layout: true and best-match mu and sigma per parameter."""
+    from .calibration import recovery
+
     names = list(doc["parameters"])
     table = Table(title=f"{doc['simulator']}: best-match parameters ({doc['n_samples']} samples)")
     table.add_column("")
@@ -58,10 +60,13 @@ def calibration_table(doc: dict[str, Any]) -> Table:
         def mark(ok: bool, text: str) -> str:
             return f"[green]{text}[/]" if ok else f"[red]{text}[/]"
 
-        dmu = [abs(p[n]["mean"] - p[n]["true_mean"]) / p[n]["true_std"] for n in names]
-        ratio = [p[n]["std"] / p[n]["true_std"] for n in names]
-        table.add_row("|dmu| / sigma", *(mark(d <= 0.15, f"{d:.3f}") for d in dmu))
-        table.add_row("sigma ratio", *(mark(0.75 <= r <= 1.35, f"{r:.3f}") for r in ratio))
+        rec = recovery(doc)  # parameters whose true spread is 0 have no ratio: shown as "-"
+        dmu = [rec[n]["dmu_over_sigma"] if n in rec else None for n in names]
+        ratio = [rec[n]["sigma_ratio"] if n in rec else None for n in names]
+        table.add_row("|dmu| / sigma", *("-" if d is None else mark(d <= 0.15, f"{d:.3f}") for d in dmu))
+        table.add_row(
+            "sigma ratio", *("-" if r is None else mark(0.75 <= r <= 1.35, f"{r:.3f}") for r in ratio)
+        )
     return table
 
 

@@ -28,6 +28,7 @@ from gangal_core.networks import (
     ParameterGenerator,
     Siamese,
 )
+from gangal_core.plugins import get_registry
 from gangal_core.training import Interrupted
 
 TINY_EMU = {"width": 8, "hidden": 32}
@@ -286,13 +287,11 @@ def test_interrupted_run_resumes_to_the_same_result(blob_emulator, tmp_path, mon
     from gangal_core import training
 
     real_step_runner = training.TrainingLoop.run
-    calls = {"n": 0}
 
     def interrupting_run(self):
         step = self.step
 
         def step_or_stop(i):
-            calls["n"] += 1
             if i == 37:
                 raise KeyboardInterrupt
             return step(i)
@@ -385,7 +384,7 @@ def test_calibrate_refuses_to_overwrite_a_run(circle_run) -> None:
 
 def test_calibrate_with_a_pretrained_emulator_and_true_data_files(circle_run, tmp_path) -> None:
     params, images = cal.make_true_set(
-        __import__("gangal_core.plugins").plugins.get_registry().simulator("circle"),
+        get_registry().simulator("circle"),
         {"x0": (17, 0.6), "y0": (19, 0.6), "r": (7.5, 0.4), "n": (0.1, 0.03), "b": (0.95, 0.04)},
         n=300,
     )
@@ -504,3 +503,30 @@ def test_ctrl_c_saves_and_exits_with_130(tmp_path, monkeypatch) -> None:
     assert result.exit_code == 130
     assert "--resume" in result.output and "Traceback" not in result.output
     assert (tmp_path / "e" / "checkpoint.pt").exists()
+
+
+def test_interrupted_pretraining_resumes_to_the_same_emulator(tmp_path, monkeypatch) -> None:
+    from gangal_core import training
+
+    def run(**kw):
+        return cal.pretrain(
+            Blob(), iterations=60, batch_size=32, emulator_options=TINY_EMU, progress=False, **kw
+        )
+
+    whole = run()
+    real = training.TrainingLoop.run
+
+    def interrupting_run(self):
+        step = self.step
+        self.step = lambda i: (_ for _ in ()).throw(KeyboardInterrupt) if i == 37 else step(i)
+        return real(self)
+
+    ckpt = tmp_path / "checkpoint.pt"
+    monkeypatch.setattr(training.TrainingLoop, "run", interrupting_run)
+    with pytest.raises(Interrupted, match="iteration 37 of 60"):
+        run(checkpoint=ckpt, checkpoint_every=10)
+    monkeypatch.setattr(training.TrainingLoop, "run", real)
+    resumed = run(checkpoint=ckpt, checkpoint_every=10, resume=True)
+    assert resumed.scale == whole.scale  # the run's own pixel scale comes back with it
+    for a, b in zip(resumed.network.state_dict().values(), whole.network.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
