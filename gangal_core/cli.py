@@ -389,6 +389,124 @@ def emulate(
     run_emulate(cfg, console=out)
 
 
+ChainOption = Annotated[
+    str, typer.Option("--chain", help="Stages, comma-separated: dcgan, then refiners (e.g. dcgan,stackgan).")
+]
+
+
+@app.command()
+@user_errors
+def train(
+    ctx: typer.Context,
+    chain: ChainOption = "dcgan,stackgan",
+    data: Annotated[
+        str, typer.Option(help="Real images: SOURCE or SOURCE:PATH, e.g. synthetic, galaxyzoo:/data/gz2.")
+    ] = "synthetic",
+    data_option: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="KEY=VALUE for the data source, e.g. n=4096, select=spiral==1 (repeatable).",
+            show_default=False,
+        ),
+    ] = None,
+    out_path: Annotated[
+        Path, typer.Option("--out", "-o", help="Model folder, one subfolder per stage.")
+    ] = Path("chain-model"),
+    epochs: Annotated[str, typer.Option(help="Epochs: one value, or one per stage (e.g. 30,10).")] = "10",
+    width: Annotated[
+        str, typer.Option(help="Channel scale W, one value or one per stage; the paper's is 128.")
+    ] = "32",
+    batch_size: Annotated[
+        str | None,
+        typer.Option(
+            help="Batch size, one value or per stage (default: 32 for dcgan, 64 for stackgan).",
+            show_default=False,
+        ),
+    ] = None,
+    resolution: Annotated[int, typer.Option(help="DCGAN image side: 64, or 128 (section 3.3).")] = 64,
+    seed: SeedOption = 0,
+    label_smoothing: Annotated[
+        float, typer.Option(help="Real labels drawn from [1-d, 1+d]; the paper tried 0.3. 0 = off.")
+    ] = 0.0,
+    spatial_dropout: Annotated[
+        str, typer.Option(help="Spatial dropout between hidden layers: none, generator, discriminator, both.")
+    ] = "none",
+    dropout_from_epoch: Annotated[
+        int | None,
+        typer.Option(
+            help="Dropout before the discriminator's last layer from this epoch (section 3.3).",
+            show_default=False,
+        ),
+    ] = None,
+    sample_every: Annotated[int, typer.Option(help="Epochs between sample grids.")] = 1,
+    ema_decay: Annotated[float, typer.Option(help="Decay of the generator's moving average.")] = 0.999,
+    cache: Annotated[
+        str, typer.Option(help="Decoded images: memory, none, or a folder reused across runs.")
+    ] = "memory",
+    workers: Annotated[
+        int | None, typer.Option(help="Decoding threads (default: one per core).", show_default=False)
+    ] = None,
+    resume: ResumeOption = False,
+    progress: ProgressOption = True,
+    config: ConfigOption = None,
+) -> None:
+    """Train the chained GAN: a DCGAN on real images, then refiners on pairs of them.
+
+    Each stage writes its weights (raw and moving-average, safetensors with the network config), a loss plot and sample grids into --out/STAGE; real-64.png and real-128.png show real images to compare.
+    """  # noqa: E501
+    from .config import TrainConfig, resolve_config
+
+    values = {
+        "chain": chain, "data": data, "data_option": tuple(data_option or ()), "out": out_path,
+        "epochs": epochs, "width": width, "batch_size": batch_size, "resolution": resolution, "seed": seed,
+        "label_smoothing": label_smoothing, "spatial_dropout": spatial_dropout,
+        "dropout_from_epoch": dropout_from_epoch, "sample_every": sample_every, "ema_decay": ema_decay,
+        "cache": cache, "workers": workers, "resume": resume,
+    }  # fmt: skip
+    typed = _typed(ctx, values)
+    typed.setdefault("out", out_path)
+    cfg = resolve_config(TrainConfig, command_line=typed, config_file=config, section="train")
+    from .chain_commands import run_train
+
+    run_train(cfg, progress=progress, console=out)
+
+
+@app.command()
+@user_errors
+def sample(
+    ctx: typer.Context,
+    chain: ChainOption = "dcgan,stackgan",
+    model: Annotated[Path, typer.Option(help="Model folder written by gangal train.")] = Path("chain-model"),
+    n: Annotated[int, typer.Option("-n", help="Number of images.")] = 64,
+    out_path: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("chain-samples"),
+    seed: Annotated[int, typer.Option(help="Seed of the noise: the same seed gives the same images.")] = 0,
+    weights: Annotated[str, typer.Option(help="ema (moving average, default) or raw weights.")] = "ema",
+    batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 256,
+    fits: Annotated[bool, typer.Option("--fits", help="Also write one FITS file per image.")] = False,
+    png: Annotated[bool, typer.Option("--png/--no-png", help="Write one PNG file per image.")] = True,
+    data: Annotated[
+        str | None,
+        typer.Option(help="Real images to refine, when --chain starts with a refiner.", show_default=False),
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Draw images from a trained chain: DCGAN images refined to the last stage's resolution.
+
+    Writes samples.npy (N, C, H, W, float32 in [0, 1]), contact_sheet.png and png/NNNNNN.png (and fits/ with --fits) into --out. --chain dcgan alone gives 64x64 images.
+    """  # noqa: E501
+    from .config import SampleConfig, resolve_config
+
+    values = {"chain": chain, "model": model, "n": n, "out": out_path, "seed": seed, "weights": weights,
+              "batch_size": batch_size, "fits": fits, "png": png, "data": data}  # fmt: skip
+    typed = _typed(ctx, values)
+    typed.setdefault("model", model)
+    typed.setdefault("out", out_path)
+    cfg = resolve_config(SampleConfig, command_line=typed, config_file=config, section="sample")
+    from .chain_commands import run_sample
+
+    run_sample(cfg, console=out)
+
+
 def main() -> None:
     """Entry point of the ``gangal`` console script."""
     app()

@@ -11,7 +11,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import ConfigError
 
@@ -20,7 +20,9 @@ __all__ = [
     "CommandConfig",
     "EmulateConfig",
     "PretrainConfig",
+    "SampleConfig",
     "SimulateConfig",
+    "TrainConfig",
     "resolve_config",
 ]
 
@@ -93,6 +95,73 @@ class EmulateConfig(CommandConfig):
     seed: int = Field(default=0, ge=0, description="seed of the emulator's noise")
     batch_size: int = Field(default=1024, ge=1, description="images per forward pass")
     precision: Literal["float32", "bfloat16"] = Field(default="float32", description="network arithmetic")
+
+
+def _comma_list(value: Any) -> Any:
+    """``"dcgan,stackgan"`` or ``"30,10"`` (command line) or a TOML list, as a tuple."""
+    if isinstance(value, str):
+        return tuple(v.strip() for v in value.split(",") if v.strip())
+    if isinstance(value, int):
+        return (value,)
+    return value
+
+
+class TrainConfig(CommandConfig):
+    """Options of ``gangal train`` (the chained GAN)."""
+
+    chain: tuple[str, ...] = Field(
+        default=("dcgan", "stackgan"), min_length=1, description="stages to train: dcgan, then refiners"
+    )
+    data: str = Field(default="synthetic", description="data source: SOURCE or SOURCE:PATH")
+    data_option: tuple[str, ...] = Field(default=(), description="KEY=VALUE options for the data source")
+    out: Path = Field(description="model folder: one subfolder per stage")
+    epochs: tuple[int, ...] = Field(default=(10,), min_length=1, description="epochs, one value or per stage")
+    width: tuple[int, ...] = Field(
+        default=(32,), min_length=1, description="channel scale W, one value or per stage (paper: 128)"
+    )
+    batch_size: tuple[int, ...] = Field(default=(), description="batch size per stage (default 32 / 64)")
+    resolution: Literal[64, 128] = Field(default=64, description="DCGAN output side")
+    seed: int = Field(default=0, ge=0, description="seed of the run")
+    label_smoothing: float = Field(default=0.0, ge=0.0, lt=1.0, description="real labels in [1-d, 1+d]")
+    spatial_dropout: Literal["none", "generator", "discriminator", "both"] = Field(default="none")
+    dropout_from_epoch: int | None = Field(default=None, ge=1, description="discriminator dropout from epoch")
+    sample_every: int = Field(default=1, ge=1, description="epochs between sample grids")
+    ema_decay: float = Field(default=0.999, ge=0.0, lt=1.0, description="generator moving-average decay")
+    cache: str = Field(default="memory", description="decoded-image cache: memory, none or a folder")
+    workers: int | None = Field(default=None, ge=1, description="decoding threads (default: one per core)")
+    resume: bool = Field(default=False, description="continue the run in --out")
+
+    _split = field_validator("chain", "epochs", "width", "batch_size", "data_option", mode="before")(
+        classmethod(lambda cls, v: _comma_list(v) if not isinstance(v, tuple) else v)
+    )
+
+    @field_validator("epochs", "width", "batch_size")
+    @classmethod
+    def _positive(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if any(v < 1 for v in value):
+            raise ValueError(f"every value must be a positive integer, found {list(value)}")
+        return value
+
+
+class SampleConfig(CommandConfig):
+    """Options of ``gangal sample``."""
+
+    chain: tuple[str, ...] = Field(default=("dcgan", "stackgan"), min_length=1, description="stages to run")
+    model: Path = Field(description="model folder written by gangal train")
+    n: int = Field(default=64, ge=1, description="number of images")
+    out: Path = Field(description="output folder")
+    seed: int = Field(default=0, ge=0, description="seed of the noise")
+    weights: Literal["ema", "raw"] = Field(default="ema", description="moving-average or last-step weights")
+    batch_size: int = Field(default=256, ge=1, description="images per forward pass")
+    fits: bool = Field(default=False, description="also write one FITS file per image")
+    png: bool = Field(default=True, description="write one PNG file per image")
+    data: str | None = Field(
+        default=None, description="real images to refine when the chain starts with a refiner"
+    )
+
+    _split = field_validator("chain", mode="before")(
+        classmethod(lambda cls, v: _comma_list(v) if not isinstance(v, tuple) else v)
+    )
 
 
 def _load_toml(path: Path, section: str) -> dict[str, Any]:

@@ -196,6 +196,12 @@ def _registration_problem(kind: str, args: tuple, table: dict[str, RegisteredThi
             return f"register(name, factory) expected, got {args!r}"
         if not callable(args[1]):
             return f"{args[0]!r}: factory {args[1]!r} is not callable"
+        if kind == "refiner":
+            from .gan import validate_refiner_class
+
+            problems = validate_refiner_class(args[1])
+            if problems:
+                return f"{args[0]!r}: " + "; ".join(problems)
         name = args[0]
     if name in table:
         return f"{name!r} is already registered by {table[name].distribution}"

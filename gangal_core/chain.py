@@ -1,0 +1,514 @@
+"""Training and sampling the chained GAN: a DCGAN (stage I) and refiners (stage II).
+
+Fussell & Moews (2019) train the two stages independently: the DCGAN on real images at
+64x64, the StackGAN refiner on pairs of the same real images at 64x64 and 128x128
+(section 3.4), both with alternating single steps of Adam on the discriminator and the
+generator (section 3.1).  :class:`GANTrainer` is that loop, written once; the stages
+differ only in what the generator is given and how its loss is formed
+(:class:`DCGANTrainer`, :class:`RefinerTrainer`).  At sampling time the chain feeds the
+DCGAN's images, mapped from ``[-1, 1]`` to ``[0, 1]`` by ``(x + 1) / 2``, to the refiner.
+
+Each stage writes into its own folder: ``generator.safetensors`` (the trained weights),
+``generator-ema.safetensors`` (their exponential moving average, what ``sample`` uses by
+default), ``discriminator.safetensors``, a ``training.json``, a loss plot and sample grids
+every few epochs.  The network configuration travels in each file's metadata, so
+:func:`load_generator` rebuilds a network from its file alone.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .atomic import atomic_open
+from .data import DataSource, ImageBatches
+from .errors import GangalError
+from .gan import LATENT_SIZE, DCGANDiscriminator, DCGANGenerator, ExponentialMovingAverage, Refiner
+from .training import LossHistory, TrainingLoop
+
+__all__ = [
+    "STAGE_FORMAT",
+    "DCGANTrainer",
+    "GANTrainer",
+    "RefinerTrainer",
+    "load_generator",
+    "sample_chain",
+    "save_network",
+]
+
+STAGE_FORMAT = "gangal-gan-stage/1"
+CHECKPOINT = "checkpoint.pt"
+GRID_SIZE = 36  # images in each sample grid
+
+
+@dataclass
+class StageResult:
+    """What a finished stage reports: where it is, how long it took, how fast it went."""
+
+    folder: Path
+    epochs: int
+    seconds: float
+    images_per_second: float
+    losses: LossHistory
+
+
+class GANTrainer:
+    """Alternating one-step discriminator / one-step generator training, by epochs.
+
+    Subclasses say what the generator is given (:meth:`generator_input`), which images
+    are real (:meth:`real_images`) and the generator's loss (:meth:`generator_loss`); the
+    loop, checkpoints, resume, sample grids and the moving average live here.
+
+    Parameters
+    ----------
+    generator, discriminator : nn.Module
+        The networks; the discriminator returns logits.
+    batches : ImageBatches
+        The real images, by epoch.
+    folder : Path
+        Where the stage writes its files.
+    epochs : int
+        Passes over the data.
+    seed : int, optional
+        Seed of the noise, dropout and the data order.
+    betas : tuple of float, optional
+        Adam's betas (the paper's (0.5, 0.999)).
+    ema_decay : float, optional
+        Decay of the generator's moving average (0.999).
+    sample_every : int, optional
+        Epochs between sample grids (and at the last epoch).
+    resume : bool, optional
+        Continue from the checkpoint in ``folder``.
+    progress : bool, optional
+        Show a progress bar with the losses.
+    """
+
+    stage = "gan"
+
+    def __init__(
+        self,
+        generator: nn.Module,
+        discriminator: nn.Module,
+        batches: ImageBatches,
+        *,
+        folder: Path,
+        epochs: int,
+        seed: int = 0,
+        betas: tuple[float, float] = (0.5, 0.999),
+        ema_decay: float = 0.999,
+        sample_every: int = 1,
+        resume: bool = False,
+        progress: bool = True,
+    ) -> None:
+        # channels-last convolutions run 3-5x faster on CPU for the refiner (benchmarks/RESULTS.md)
+        generator.to(memory_format=torch.channels_last)
+        discriminator.to(memory_format=torch.channels_last)
+        self.generator, self.discriminator, self.batches = generator, discriminator, batches
+        self.folder = Path(folder)
+        self.epochs, self.seed = int(epochs), int(seed)
+        self.sample_every = max(1, int(sample_every))
+        self.resume, self.progress = resume, progress
+        self.ema = ExponentialMovingAverage(generator, decay=ema_decay)
+        self.opt_g = torch.optim.Adam(generator.parameters(), lr=self.learning_rate(0), betas=betas)
+        self.opt_d = torch.optim.Adam(discriminator.parameters(), lr=self.learning_rate(0), betas=betas)
+        self.noise = torch.Generator().manual_seed(self.seed)
+        self.history = LossHistory(every=max(1, len(batches) // 20))
+        self._batches_iter: Any = None
+        self._position = (-1, -1)  # (epoch, batch) the open iterator is at
+
+    # ---- what a stage supplies ----------------------------------------------------------------
+    def generator_input(self, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        raise NotImplementedError
+
+    def real_images(self, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """The real images the discriminator sees, in ``[-1, 1]``."""
+        return batch[-1] * 2.0 - 1.0
+
+    def generator_loss(
+        self, fake_logits: torch.Tensor, fake: torch.Tensor, real: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """The non-saturating GAN loss, -log D(G(z)) (section 2.1)."""
+        return F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits)), {}
+
+    def real_labels(self, n: int) -> torch.Tensor:
+        return torch.ones(n)
+
+    def learning_rate(self, epoch: int) -> float:
+        return 2e-4
+
+    def on_epoch_start(self, epoch: int) -> None:
+        """Hook for schedules that change by epoch (learning rate, dropout)."""
+
+    def grid_input(self) -> torch.Tensor:
+        """The fixed generator input of the sample grids."""
+        raise NotImplementedError
+
+    def metadata(self) -> dict[str, Any]:
+        """What the stage's files record about it (network config and options)."""
+        return {}
+
+    # ---- the loop ----------------------------------------------------------------------------
+    def step(self, iteration: int) -> dict[str, float]:
+        epoch, b = divmod(iteration, len(self.batches))
+        if self._position != (epoch, b):
+            self._start_epoch(epoch, b)
+        batch = next(self._batches_iter)
+        self._position = (epoch, b + 1)
+        real = _channels_last(self.real_images(batch))
+        fake = self.generator(_channels_last(self.generator_input(batch)))
+
+        self.opt_d.zero_grad(set_to_none=True)
+        real_logits = self.discriminator(real)
+        fake_logits = self.discriminator(fake.detach())
+        loss_d = F.binary_cross_entropy_with_logits(
+            real_logits, self.real_labels(len(real))
+        ) + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
+        loss_d.backward()
+        self.opt_d.step()
+
+        self.opt_g.zero_grad(set_to_none=True)
+        loss_g, parts = self.generator_loss(self.discriminator(fake), fake, real)
+        loss_g.backward()
+        self.opt_g.step()
+        self.ema.update()
+
+        losses = {"D": float(loss_d.detach()), "G": float(loss_g.detach()), **parts}
+        self.history.add(iteration, losses)
+        if b == len(self.batches) - 1 and ((epoch + 1) % self.sample_every == 0 or epoch + 1 == self.epochs):
+            self.save_grid(epoch + 1)
+        return losses
+
+    def _start_epoch(self, epoch: int, b: int) -> None:
+        for group in (*self.opt_g.param_groups, *self.opt_d.param_groups):
+            group["lr"] = self.learning_rate(epoch)
+        self.on_epoch_start(epoch)
+        self._batches_iter = self.batches.epoch(epoch, start=b)
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "generator": self.generator.state_dict(),
+            "discriminator": self.discriminator.state_dict(),
+            "ema": self.ema.state_dict(),
+            "opt_g": self.opt_g.state_dict(),
+            "opt_d": self.opt_d.state_dict(),
+            "noise": self.noise.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "history": self.history.state_dict(),
+        }
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.generator.load_state_dict(state["generator"])
+        self.discriminator.load_state_dict(state["discriminator"])
+        self.ema.load_state_dict(state["ema"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        self.noise.set_state(state["noise"])
+        torch.set_rng_state(state["torch_rng"])
+        self.history.load_state_dict(state["history"])
+
+    def train(self) -> StageResult:
+        """Train for :attr:`epochs`, then write the stage's weights and plots."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        torch.manual_seed(self.seed)  # dropout; restored from the checkpoint on resume
+        self.generator.train()
+        self.discriminator.train()
+        loop = TrainingLoop(
+            self.step,
+            state=self.state,
+            load_state=self.load_state,
+            iterations=self.epochs * len(self.batches),
+            checkpoint=self.folder / CHECKPOINT,
+            checkpoint_every=len(self.batches),
+            resume=self.resume,
+            description=self.stage,
+            progress=self.progress,
+        )
+        try:
+            loop.run()
+        finally:
+            self.batches.close()
+        images = self.epochs * len(self.batches) * self.batches.batch_size
+        result = StageResult(self.folder, self.epochs, loop.seconds, images / max(loop.seconds, 1e-9),
+                             self.history)  # fmt: skip
+        self.write(result)
+        return result
+
+    def write(self, result: StageResult) -> None:
+        meta = {**self.metadata(), "epochs": self.epochs, "seed": self.seed,
+                "data": self.batches.source.describe()}  # fmt: skip
+        save_network(self.folder / "generator.safetensors", self.generator, role="generator", **meta)
+        save_network(self.folder / "generator-ema.safetensors", self.ema.model, role="generator-ema", **meta)
+        save_network(
+            self.folder / "discriminator.safetensors", self.discriminator, role="discriminator", **meta
+        )
+        summary = {
+            **meta,
+            "seconds": round(result.seconds, 2),
+            "images_per_second": round(result.images_per_second, 2),
+            "batch_size": self.batches.batch_size,
+            "batches_per_epoch": len(self.batches),
+            "final_losses": {k: v[-1] for k, v in self.history.values.items() if v},
+        }
+        with atomic_open(self.folder / "training.json", "w") as fh:
+            json.dump(summary, fh, indent=2)
+        from .report import plot_losses
+
+        plot_losses(self.folder / "losses.png", self.history.state_dict(), title=f"{self.stage} training")
+
+    @torch.no_grad()
+    def save_grid(self, epoch: int) -> None:
+        from .report import save_contact_sheet
+
+        images = self.ema.model(_channels_last(self.grid_input()))
+        (self.folder / "samples").mkdir(parents=True, exist_ok=True)
+        save_contact_sheet(self.folder / "samples" / f"epoch-{epoch:04d}.png", (images + 1) / 2)
+
+
+def _channels_last(x: torch.Tensor) -> torch.Tensor:
+    return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
+
+
+class DCGANTrainer(GANTrainer):
+    """Stage I: the DCGAN on real images, with the paper's options.
+
+    Parameters
+    ----------
+    source : DataSource
+        Real images.
+    resolution : {64, 128}, optional
+        64 (section 2.2) or the 128x128 variant (section 3.3).
+    width : int, optional
+        Channel scale W (128 in the paper; 32 is CPU-sized).
+    batch_size : int, optional
+        32, as in the paper.
+    label_smoothing : float, optional
+        Real labels drawn from ``[1 - d, 1 + d]`` (section 3.2.4; the paper tried 0.3). 0 = off.
+    spatial_dropout : {"none", "generator", "discriminator", "both"}, optional
+        Spatial dropout between hidden layers (section 3.2.5).
+    dropout_from_epoch : int, optional
+        Switch on dropout (p = 0.5) before the discriminator's last layer from this epoch
+        (counted from 1; section 3.3).  ``None``: never.
+    cache, workers
+        Passed to :class:`~gangal_core.data.ImageBatches`.
+    **options
+        Passed to :class:`GANTrainer` (``folder``, ``epochs``, ``seed``...).
+    """
+
+    stage = "dcgan"
+
+    def __init__(
+        self,
+        source: DataSource,
+        *,
+        resolution: int = 64,
+        width: int = 128,
+        batch_size: int = 32,
+        label_smoothing: float = 0.0,
+        spatial_dropout: str = "none",
+        dropout_from_epoch: int | None = None,
+        cache: str = "memory",
+        workers: int | None = None,
+        **options: Any,
+    ) -> None:
+        seed = int(options.get("seed", 0))
+        torch.manual_seed(seed)  # the networks' initial weights
+        gen = DCGANGenerator(resolution=resolution, width=width, channels=source.channels,
+                             spatial_dropout=spatial_dropout in ("generator", "both"))  # fmt: skip
+        disc = DCGANDiscriminator(resolution=resolution, width=width, channels=source.channels,
+                                  spatial_dropout=spatial_dropout in ("discriminator", "both"))  # fmt: skip
+        batches = ImageBatches(source, resolutions=(resolution,), batch_size=batch_size, seed=seed,
+                               cache=cache, workers=workers)  # fmt: skip
+        self.label_smoothing = float(label_smoothing)
+        self.dropout_from_epoch = dropout_from_epoch
+        self.options = {"label_smoothing": self.label_smoothing, "spatial_dropout": spatial_dropout,
+                        "dropout_from_epoch": dropout_from_epoch}  # fmt: skip
+        super().__init__(gen, disc, batches, **options)
+        self._grid_z = torch.randn(GRID_SIZE, LATENT_SIZE, generator=torch.Generator().manual_seed(seed + 1))
+
+    def generator_input(self, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        return torch.randn(len(batch[0]), LATENT_SIZE, generator=self.noise)
+
+    def real_labels(self, n: int) -> torch.Tensor:
+        if not self.label_smoothing:
+            return torch.ones(n)
+        d = self.label_smoothing
+        return 1.0 - d + 2.0 * d * torch.rand(n, generator=self.noise)
+
+    def on_epoch_start(self, epoch: int) -> None:
+        on = self.dropout_from_epoch is not None and epoch + 1 >= self.dropout_from_epoch
+        self.discriminator.final_dropout.p = 0.5 if on else 0.0
+
+    def grid_input(self) -> torch.Tensor:
+        return self._grid_z
+
+    def metadata(self) -> dict[str, Any]:
+        return {"stage": "dcgan", "generator": self.generator.config,
+                "discriminator": self.discriminator.config, "options": self.options}  # fmt: skip
+
+
+class RefinerTrainer(GANTrainer):
+    """Stage II: a refiner on pairs of real images at its input and output resolutions.
+
+    Parameters
+    ----------
+    refiner : Refiner
+        The refiner (e.g. StackGAN Stage-II).
+    source : DataSource
+        Real images; each is downscaled to both resolutions and flipped identically.
+    batch_size : int, optional
+        Default: the refiner's own (64 for StackGAN).
+    cache, workers
+        Passed to :class:`~gangal_core.data.ImageBatches`.
+    **options
+        Passed to :class:`GANTrainer`.
+    """
+
+    def __init__(
+        self,
+        refiner: Refiner,
+        source: DataSource,
+        *,
+        batch_size: int | None = None,
+        cache: str = "memory",
+        workers: int | None = None,
+        **options: Any,
+    ) -> None:
+        seed = int(options.get("seed", 0))
+        torch.manual_seed(seed)
+        self.refiner = refiner
+        self.stage = refiner.name
+        batches = ImageBatches(
+            source,
+            resolutions=(refiner.input_resolution, refiner.output_resolution),
+            batch_size=batch_size or refiner.batch_size,
+            seed=seed,
+            cache=cache,
+            workers=workers,
+        )
+        super().__init__(refiner.build_generator(), refiner.build_discriminator(), batches,
+                         betas=refiner.betas, **options)  # fmt: skip
+        self._grid_batch = next(batches.epoch(0))[0][:GRID_SIZE].clone()
+
+    def generator_input(self, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        return batch[0]
+
+    def generator_loss(self, fake_logits, fake, real):
+        return self.refiner.generator_loss(fake_logits, fake, real)
+
+    def learning_rate(self, epoch: int) -> float:
+        return self.refiner.learning_rate(epoch)
+
+    def grid_input(self) -> torch.Tensor:
+        return self._grid_batch
+
+    def metadata(self) -> dict[str, Any]:
+        return {"stage": self.refiner.name, "refiner": self.refiner.name, "config": self.refiner.config()}
+
+
+# ---- files ---------------------------------------------------------------------------------------
+def save_network(path: Path, network: nn.Module, *, role: str, **metadata: Any) -> Path:
+    """Write ``network``'s weights as safetensors with the metadata that rebuilds it.
+
+    Parameters
+    ----------
+    path : Path
+        Destination ``.safetensors`` file (written atomically).
+    network : nn.Module
+        The network.
+    role : str
+        ``"generator"``, ``"generator-ema"`` or ``"discriminator"``.
+    **metadata
+        JSON-serialisable facts: ``stage``, the network ``generator``/``config`` options...
+    """
+    from safetensors.torch import save
+
+    tensors = {k: v.detach().contiguous() for k, v in network.state_dict().items()}
+    header = {"gangal": json.dumps({"format": STAGE_FORMAT, "role": role, **metadata}, default=str)}
+    with atomic_open(path, "wb") as fh:
+        fh.write(save(tensors, metadata=header))
+    return path
+
+
+def read_stage_metadata(path: Path) -> dict[str, Any]:
+    """The gangal metadata of a stage's safetensors file, with a clear error for other files."""
+    from safetensors import safe_open
+
+    if not path.is_file():
+        raise GangalError(f"{path}: no such file; train the stage first (gangal train).")
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            raw = (fh.metadata() or {}).get("gangal")
+        meta = json.loads(raw) if raw else None
+    except Exception as exc:
+        raise GangalError(f"{path}: not a readable safetensors file ({type(exc).__name__}: {exc}).") from exc
+    if not isinstance(meta, dict) or meta.get("format") != STAGE_FORMAT:
+        found = meta.get("format") if isinstance(meta, dict) else "no gangal metadata"
+        raise GangalError(f"{path}: expected a gangal chain stage ({STAGE_FORMAT}), found {found}.")
+    return meta
+
+
+def load_generator(folder: Path, *, weights: str = "ema") -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild a stage's generator from its folder alone, in evaluation mode.
+
+    Parameters
+    ----------
+    folder : Path
+        A stage folder written by ``gangal train`` (e.g. ``MODEL/dcgan``).
+    weights : {"ema", "raw"}, optional
+        The moving-average weights (default) or the last training step's.
+    """
+    from safetensors.torch import load_file
+
+    from .plugins import get_registry
+
+    if weights not in ("ema", "raw"):
+        raise GangalError(f"--weights {weights!r}: expected ema or raw.")
+    path = Path(folder) / ("generator-ema.safetensors" if weights == "ema" else "generator.safetensors")
+    meta = read_stage_metadata(path)
+    if meta.get("stage") == "dcgan":
+        network: nn.Module = DCGANGenerator(**meta["generator"])
+    else:
+        refiner_cls = get_registry().get("refiner", meta["refiner"]).obj
+        network = refiner_cls(**meta["config"]).build_generator()
+    try:
+        network.load_state_dict(load_file(str(path)))
+    except RuntimeError as exc:
+        raise GangalError(f"{path}: weights do not fit the network its metadata describes ({exc}).") from exc
+    return network.eval().requires_grad_(False), meta
+
+
+@torch.no_grad()
+def sample_chain(
+    stages: list[tuple[nn.Module, dict[str, Any]]], n: int, *, seed: int = 0, batch_size: int = 256
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Draw ``n`` images through a chain: a DCGAN, then any refiners.
+
+    The noise is drawn once for all ``n`` images and every network runs in evaluation
+    mode, so the images depend only on ``seed``, not on ``batch_size``.  Between stages the
+    DCGAN's ``[-1, 1]`` output is mapped to the refiner's ``[0, 1]`` input by
+    ``(x + 1) / 2`` (not by dividing by the maximum after shifting, as the paper's code did).
+
+    Returns
+    -------
+    images : Tensor
+        ``(n, C, R, R)`` in ``[0, 1]``, the last stage's output.
+    per_stage : list of Tensor
+        Each stage's output in ``[0, 1]``.
+    """
+    z = torch.randn(n, LATENT_SIZE, generator=torch.Generator().manual_seed(int(seed)))
+    for network, _ in stages:
+        network.to(memory_format=torch.channels_last)
+    outputs: list[list[torch.Tensor]] = [[] for _ in stages]
+    for start in range(0, n, batch_size):
+        x = z[start : start + batch_size]
+        for k, (network, _) in enumerate(stages):
+            x = (network(_channels_last(x)) + 1.0) / 2.0
+            outputs[k].append(x.clamp_(0.0, 1.0))
+    per_stage = [torch.cat(o) for o in outputs]
+    return per_stage[-1], per_stage

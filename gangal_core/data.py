@@ -1,0 +1,288 @@
+"""Image data sources and the batches the chained-GAN trainer draws from them.
+
+A :class:`DataSource` is a fixed, indexable set of images at their native resolution:
+the Galaxy Zoo 2 JPEGs, a Galaxy10 HDF5 file, seeded synthetic galaxies, or anything a
+plugin registers through ``register_data_sources``.  :class:`ImageBatches` turns one
+into shuffled minibatches at the resolutions a chain needs (64x64 for the DCGAN, paired
+64x64/128x128 for the refiner), downscaled by nearest neighbour as in Fussell & Moews
+(2019, section 3.1), flipped horizontally and vertically with probability 0.5 (the same
+flips for every resolution of one image), decoded by a pool of worker threads and kept
+in a decoded cache so that the second epoch decodes nothing.
+
+Shuffling and flips depend only on ``(seed, epoch)``, so a resumed run sees exactly the
+batches an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from .errors import ConfigError, GangalError
+
+__all__ = ["DataSource", "ImageBatches", "downscale_nearest", "open_data_source", "parse_data_spec"]
+
+
+class DataSource(ABC):
+    """A fixed, indexable set of images at their native resolution.
+
+    Subclasses set :attr:`name`, :attr:`channels` and :attr:`resolution` and implement
+    :meth:`__len__` and :meth:`read`.  A plugin registers a factory with
+    ``register(name, factory)`` in its ``register_data_sources`` hook;
+    ``factory(path, **options)`` returns the source (``path`` is ``None`` when the user
+    wrote ``--data NAME`` without ``:PATH``).
+
+    Attributes
+    ----------
+    name : str
+        Registry name (``"galaxyzoo"``, ``"synthetic"``...).
+    channels : int
+        Channels of every image (3 for gri composites in RGB).
+    resolution : int
+        Side of the square native images (424 for Galaxy Zoo 2).
+    """
+
+    name: ClassVar[str] = ""
+    channels: int = 3
+    resolution: int = 0
+
+    @abstractmethod
+    def __len__(self) -> int:
+        """Number of images."""
+
+    @abstractmethod
+    def read(self, index: int) -> np.ndarray:
+        """Image ``index`` as ``(channels, resolution, resolution)``.
+
+        Returns ``uint8`` (0-255) or floating point values in ``[0, 1]``.  Called from
+        several worker threads at once.
+        """
+
+    def label(self, index: int) -> str:
+        """What a person calls image ``index`` (a file name, a catalogue id); default its index."""
+        return str(index)
+
+    def truth(self) -> dict[str, np.ndarray] | None:
+        """Known properties of every image (e.g. the true shapes of synthetic galaxies), or ``None``."""
+        return None
+
+    def describe(self) -> dict[str, Any]:
+        """Provenance written beside models and evaluations (JSON-serialisable)."""
+        return {"source": self.name, "n_images": len(self), "resolution": self.resolution}
+
+    def fingerprint(self) -> str:
+        """A short hash of :meth:`describe`: which decoded cache files belong to this source."""
+        text = json.dumps(self.describe(), sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def downscale_nearest(image: np.ndarray, size: int) -> np.ndarray:
+    """Nearest-neighbour resampling of ``(..., H, W)`` to ``(..., size, size)``.
+
+    Output pixel ``i`` takes input pixel ``floor((i + 0.5) * H / size)``, the pixel whose
+    area holds the output pixel's centre (what PIL's ``Image.NEAREST`` does), so 424 -> 64
+    picks every 6.625-th pixel without any averaging, as in the paper.
+    """
+    height, width = image.shape[-2:]
+    rows = np.minimum(((np.arange(size) + 0.5) * height / size).astype(np.intp), height - 1)
+    cols = np.minimum(((np.arange(size) + 0.5) * width / size).astype(np.intp), width - 1)
+    return image[..., rows[:, None], cols[None, :]]
+
+
+def parse_data_spec(spec: str) -> tuple[str, Path | None]:
+    """Split ``--data``: ``"galaxyzoo:/data/gz2"`` -> ``("galaxyzoo", Path("/data/gz2"))``, ``"synthetic"`` -> ``("synthetic", None)``."""  # noqa: E501
+    name, sep, path = spec.partition(":")
+    name = name.strip()
+    if not name:
+        raise ConfigError(f"--data {spec!r}: expected SOURCE or SOURCE:PATH, e.g. galaxyzoo:/data/gz2.")
+    if sep and not path:
+        raise ConfigError(f"--data {spec!r}: nothing after the ':'; give SOURCE:PATH or just SOURCE.")
+    return name, Path(path).expanduser() if path else None
+
+
+def open_data_source(spec: str, **options: Any) -> DataSource:
+    """Build the data source a ``--data SOURCE[:PATH]`` option names.
+
+    Parameters
+    ----------
+    spec : str
+        ``SOURCE`` or ``SOURCE:PATH``; ``SOURCE`` is a registered data source name.
+    **options
+        Passed to the source's factory (e.g. ``n`` or ``seed`` for the synthetic source).
+    """
+    from .plugins import get_registry
+
+    name, path = parse_data_spec(spec)
+    thing = get_registry().get("data_source", name)
+    try:
+        source = thing.obj(path, **options)
+    except GangalError:
+        raise
+    except TypeError as exc:  # an option the factory does not take
+        raise ConfigError(f"--data {spec!r}: {exc}") from exc
+    if not isinstance(source, DataSource):
+        raise GangalError(
+            f"data source {name!r} from {thing.distribution} returned {type(source).__name__}, "
+            "not a gangal_core.data.DataSource."
+        )
+    if len(source) == 0:
+        raise ConfigError(f"--data {spec!r}: the source holds no images.")
+    return source
+
+
+class ImageBatches:
+    """Shuffled, flipped minibatches of a data source at one or more resolutions.
+
+    Parameters
+    ----------
+    source : DataSource
+        Where the images come from.
+    resolutions : sequence of int
+        Sides of the images in each batch, e.g. ``(64,)`` or ``(64, 128)`` for the refiner.
+    batch_size : int
+        Images per batch; the last incomplete batch of an epoch is dropped (batch
+        normalisation is unstable on tiny batches), so an epoch has ``len(source) //
+        batch_size`` batches.
+    seed : int, optional
+        Seed of the shuffling and flips; together with the epoch it fixes every batch.
+    flips : bool, optional
+        Flip each image horizontally and vertically with probability 0.5 (default True).
+    cache : {"memory", "none"} or path, optional
+        ``"memory"`` (default) keeps decoded, downscaled images in memory after their first
+        read; a folder keeps them in ``.npy`` files there, reused by later runs on the same
+        source; ``"none"`` decodes every time.
+    workers : int, optional
+        Decoding threads (default: one per core).
+    """
+
+    def __init__(
+        self,
+        source: DataSource,
+        *,
+        resolutions: Sequence[int],
+        batch_size: int,
+        seed: int = 0,
+        flips: bool = True,
+        cache: str | os.PathLike = "memory",
+        workers: int | None = None,
+    ) -> None:
+        if batch_size < 1 or batch_size > len(source):
+            raise ConfigError(
+                f"--batch-size {batch_size}: must be between 1 and the {len(source)} images of the source."
+            )
+        self.source = source
+        self.resolutions = tuple(int(r) for r in resolutions)
+        self.batch_size = int(batch_size)
+        self.seed = int(seed)
+        self.flips = flips
+        self.workers = workers or os.cpu_count() or 1
+        self._pool: ThreadPoolExecutor | None = None
+        self._cache: dict[int, np.ndarray] | None = None
+        self._filled: np.ndarray | None = None
+        if cache == "memory":
+            self._cache, self._filled = {}, np.zeros(len(source), dtype=bool)
+        elif cache != "none":
+            self._open_disk_cache(Path(cache))
+
+    def __len__(self) -> int:
+        """Batches per epoch."""
+        return len(self.source) // self.batch_size
+
+    def _open_disk_cache(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        stem = folder / f"{self.source.name}-{self.source.fingerprint()}"
+        probe = np.asarray(self.source.read(0))
+        self._cache = {}
+        for r in self.resolutions:
+            path = Path(f"{stem}-{r}.npy")
+            shape = (len(self.source), self.source.channels, r, r)
+            mode = "r+" if path.exists() else "w+"
+            arr = np.lib.format.open_memmap(path, mode=mode, dtype=probe.dtype, shape=shape)
+            if arr.shape != shape or arr.dtype != probe.dtype:
+                raise GangalError(f"decoded cache {path} does not match the source; delete it and re-run.")
+            self._cache[r] = arr
+        filled = Path(f"{stem}-filled.npy")
+        self._filled_path = filled
+        self._filled = np.load(filled) if filled.exists() else np.zeros(len(self.source), dtype=bool)
+
+    def _decode(self, index: int) -> list[np.ndarray]:
+        image = np.asarray(self.source.read(index))
+        expected = (self.source.channels, self.source.resolution, self.source.resolution)
+        if image.shape != expected:
+            raise GangalError(
+                f"data source {self.source.name!r}: image {self.source.label(index)} has shape "
+                f"{image.shape}, expected {expected}."
+            )
+        return [downscale_nearest(image, r) for r in self.resolutions]
+
+    def _gather(self, indices: np.ndarray) -> list[np.ndarray]:
+        """Decoded images for ``indices`` at each resolution, through the cache."""
+        if self._cache is not None and self._filled is not None:
+            missing = indices[~self._filled[indices]]
+            if len(missing):
+                if not self._cache:
+                    self._cache.update({
+                        r: np.empty((len(self.source), self.source.channels, r, r),
+                                    dtype=np.asarray(self.source.read(int(missing[0]))).dtype)
+                        for r in self.resolutions
+                    })  # fmt: skip
+                for i, images in zip(missing, self._map(missing), strict=True):
+                    for r, im in zip(self.resolutions, images, strict=True):
+                        self._cache[r][i] = im
+                self._filled[missing] = True
+                if hasattr(self, "_filled_path"):
+                    for arr in self._cache.values():
+                        arr.flush()
+                    np.save(self._filled_path, self._filled)
+            order = np.sort(indices)  # contiguous reads are faster from a memory map
+            back = np.argsort(np.argsort(indices))
+            return [self._cache[r][order][back] for r in self.resolutions]
+        decoded = list(self._map(indices))
+        return [np.stack([d[k] for d in decoded]) for k in range(len(self.resolutions))]
+
+    def _map(self, indices: np.ndarray) -> Iterator[list[np.ndarray]]:
+        if self.workers <= 1 or len(indices) < 4:
+            return map(self._decode, (int(i) for i in indices))
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="gangal-decode")
+        return self._pool.map(self._decode, (int(i) for i in indices))
+
+    def epoch(self, epoch: int, *, start: int = 0) -> Iterator[tuple[torch.Tensor, ...]]:
+        """The batches of ``epoch``, from batch ``start`` on (for resuming mid-epoch).
+
+        Yields one float32 tensor ``(batch, channels, r, r)`` with values in ``[0, 1]`` per
+        resolution, in the order of ``resolutions``.
+        """
+        rng = np.random.default_rng([self.seed, int(epoch)])
+        order = rng.permutation(len(self.source))
+        flip = rng.random((len(self.source), 2)) < 0.5
+        for b in range(start, len(self)):
+            idx = order[b * self.batch_size : (b + 1) * self.batch_size]
+            arrays = self._gather(idx)
+            yield tuple(
+                self._to_tensor(a, flip[b * self.batch_size : (b + 1) * self.batch_size]) for a in arrays
+            )
+
+    def _to_tensor(self, images: np.ndarray, flip: np.ndarray) -> torch.Tensor:
+        t = torch.from_numpy(np.ascontiguousarray(images))
+        t = t.float().div_(255.0) if t.dtype == torch.uint8 else t.float()
+        if self.flips:
+            h, v = torch.from_numpy(flip[:, 0]), torch.from_numpy(flip[:, 1])
+            t[h] = t[h].flip(-1)
+            t[v] = t[v].flip(-2)
+        return t
+
+    def close(self) -> None:
+        """Stop the decoding threads."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
