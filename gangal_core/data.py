@@ -27,6 +27,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from .atomic import atomic_open
 from .errors import ConfigError, GangalError
 
 __all__ = ["DataSource", "ImageBatches", "downscale_nearest", "open_data_source", "parse_data_spec"]
@@ -200,19 +201,31 @@ class ImageBatches:
     def _open_disk_cache(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         stem = folder / f"{self.source.name}-{self.source.fingerprint()}"
-        probe = np.asarray(self.source.read(0))
+        paths = {r: Path(f"{stem}-{r}.npy") for r in self.resolutions}
+        # decode image 0 only to learn the dtype of cache files still to be made
+        dtype = None if all(p.exists() for p in paths.values()) else np.asarray(self.source.read(0)).dtype
         self._cache = {}
-        for r in self.resolutions:
-            path = Path(f"{stem}-{r}.npy")
+        for r, path in paths.items():
             shape = (len(self.source), self.source.channels, r, r)
-            mode = "r+" if path.exists() else "w+"
-            arr = np.lib.format.open_memmap(path, mode=mode, dtype=probe.dtype, shape=shape)
-            if arr.shape != shape or arr.dtype != probe.dtype:
+            try:
+                if path.exists():
+                    arr = np.lib.format.open_memmap(path, mode="r+")
+                else:
+                    arr = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
+            except (OSError, ValueError) as exc:
+                raise GangalError(
+                    f"decoded cache {path} cannot be opened ({exc}); delete it, re-run."
+                ) from exc
+            if arr.shape != shape or (dtype is not None and arr.dtype != dtype):
                 raise GangalError(f"decoded cache {path} does not match the source; delete it and re-run.")
+            dtype = arr.dtype
             self._cache[r] = arr
         filled = Path(f"{stem}-filled.npy")
         self._filled_path = filled
-        self._filled = np.load(filled) if filled.exists() else np.zeros(len(self.source), dtype=bool)
+        try:
+            self._filled = np.load(filled) if filled.exists() else np.zeros(len(self.source), dtype=bool)
+        except (OSError, ValueError) as exc:
+            raise GangalError(f"decoded cache {filled} cannot be read ({exc}); delete it, re-run.") from exc
 
     def _decode(self, index: int) -> list[np.ndarray]:
         image = np.asarray(self.source.read(index))
@@ -229,20 +242,19 @@ class ImageBatches:
         if self._cache is not None and self._filled is not None:
             missing = indices[~self._filled[indices]]
             if len(missing):
-                if not self._cache:
-                    self._cache.update({
-                        r: np.empty((len(self.source), self.source.channels, r, r),
-                                    dtype=np.asarray(self.source.read(int(missing[0]))).dtype)
-                        for r in self.resolutions
-                    })  # fmt: skip
                 for i, images in zip(missing, self._map(missing), strict=True):
+                    if not self._cache:  # memory cache: allocated once the first image shows its dtype
+                        n, c = len(self.source), self.source.channels
+                        for r, im in zip(self.resolutions, images, strict=True):
+                            self._cache[r] = np.empty((n, c, r, r), dtype=im.dtype)
                     for r, im in zip(self.resolutions, images, strict=True):
                         self._cache[r][i] = im
                 self._filled[missing] = True
                 if hasattr(self, "_filled_path"):
                     for arr in self._cache.values():
                         arr.flush()
-                    np.save(self._filled_path, self._filled)
+                    with atomic_open(self._filled_path) as fh:  # a killed run leaves the old flags
+                        np.save(fh, self._filled)
             order = np.sort(indices)  # contiguous reads are faster from a memory map
             back = np.argsort(np.argsort(indices))
             return [self._cache[r][order][back] for r in self.resolutions]

@@ -94,5 +94,6 @@ def fake_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Fak
 def builtin_entry_points() -> list[md.EntryPoint]:
     """The entry points of gangal's own distribution (the built-in simulators) only."""
     eps = [ep for ep in md.entry_points(group="gangal") if ep.dist and ep.dist.metadata["Name"] == "gangal"]
-    assert {ep.name for ep in eps} == {"circle", "polynomial", "networks"}
+    builtins = {"circle", "polynomial", "networks", "stackgan", "galaxyzoo", "synthetic"}
+    assert {ep.name for ep in eps} == builtins
     return eps

@@ -313,7 +313,7 @@ def test_get_lists_the_available_names(builtin_entry_points) -> None:
     registry, _ = _build(builtin_entry_points)
     with pytest.raises(PluginError, match=r"No simulator named 'cirle'.*Available: circle, polynomial\."):
         registry.get("simulator", "cirle")
-    with pytest.raises(PluginError, match=r"No data source named 'x'.*Available: none installed"):
+    with pytest.raises(PluginError, match=r"No data source named 'x'.*Available: galaxyzoo, synthetic\."):
         registry.get("data_source", "x")
 
 
@@ -340,6 +340,9 @@ def test_cli_plugins_json(fake_plugin, builtin_entry_points, monkeypatch) -> Non
         ("simulator", "polynomial"),
         ("simulator", "blob"),
         ("data_source", "fits-folder"),
+        ("data_source", "galaxyzoo"),
+        ("data_source", "synthetic"),
+        ("refiner", "stackgan"),
     }
     assert by_name["simulator", "blob"]["distribution"] == "gangal-blob"
     assert by_name["simulator", "blob"]["version"] == "2.5.1"
