@@ -19,6 +19,7 @@ __all__ = [
     "CalibrateConfig",
     "CommandConfig",
     "EmulateConfig",
+    "EvaluateConfig",
     "PretrainConfig",
     "SampleConfig",
     "SimulateConfig",
@@ -161,6 +162,25 @@ class SampleConfig(CommandConfig):
 
     _split = field_validator("chain", mode="before")(
         classmethod(lambda cls, v: _comma_list(v) if not isinstance(v, tuple) else v)
+    )
+
+
+class EvaluateConfig(CommandConfig):
+    """Options of ``gangal evaluate``."""
+
+    real: str = Field(description="real images: a path, or a data source SOURCE[:PATH]")
+    generated: str = Field(description="generated images: a path (a gangal sample folder) or a data source")
+    out: Path = Field(description="output folder")
+    evaluator: str = Field(default="isophote", description="registered evaluator")
+    method: str = Field(default="fast", description="the evaluator's method (isophote: fast or photutils)")
+    n: int | None = Field(default=1000, ge=2, description="images per set (a seeded random subset)")
+    band: str = Field(default="sum", description="sum of the channels, or a channel number")
+    seed: int = Field(default=0, ge=0, description="seed of the subsets")
+    workers: int | None = Field(default=None, ge=1, description="processes for slow evaluators")
+    n_closest: int = Field(default=8, ge=1, description="pairs shown in closest_match.png")
+    real_option: tuple[str, ...] = Field(default=(), description="KEY=VALUE options of a --real data source")
+    generated_option: tuple[str, ...] = Field(
+        default=(), description="KEY=VALUE for a --generated data source"
     )
 
 

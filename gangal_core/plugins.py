@@ -196,10 +196,12 @@ def _registration_problem(kind: str, args: tuple, table: dict[str, RegisteredThi
             return f"register(name, factory) expected, got {args!r}"
         if not callable(args[1]):
             return f"{args[0]!r}: factory {args[1]!r} is not callable"
-        if kind == "refiner":
+        if kind in ("refiner", "evaluator"):
+            from .evaluation import validate_evaluator_class
             from .gan import validate_refiner_class
 
-            problems = validate_refiner_class(args[1])
+            validate = validate_refiner_class if kind == "refiner" else validate_evaluator_class
+            problems = validate(args[1])
             if problems:
                 return f"{args[0]!r}: " + "; ".join(problems)
         name = args[0]
