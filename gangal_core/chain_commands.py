@@ -24,6 +24,9 @@ __all__ = ["parse_data_options", "plan_chain", "run_sample", "run_train"]
 
 CHAIN_FORMAT = "gangal-chain/1"
 STAGE_I = "dcgan"
+#: Epochs of a DCGAN and of a refiner when --epochs is not given: about 8 minutes on 2 CPU
+#: cores for the default 2,048 synthetic galaxies at W = 32.
+DEFAULT_EPOCHS = (20, 5)
 
 
 def parse_data_options(items: tuple[str, ...]) -> dict[str, Any]:
@@ -91,7 +94,8 @@ def run_train(cfg: TrainConfig, *, progress: bool = True, console: Console | Non
 
     console = console or Console()
     plan = plan_chain(cfg.chain, resolution=cfg.resolution)
-    epochs = _per_stage(cfg.epochs, cfg.chain, "--epochs")
+    epochs = [n or (DEFAULT_EPOCHS[0] if s["kind"] == "dcgan" else DEFAULT_EPOCHS[1])
+              for n, s in zip(_per_stage(cfg.epochs, cfg.chain, "--epochs"), plan, strict=True)]  # fmt: skip
     widths = _per_stage(cfg.width, cfg.chain, "--width")
     batch_sizes = _per_stage(cfg.batch_size, cfg.chain, "--batch-size")
     _prepare_model_folder(cfg.out, resume=cfg.resume)

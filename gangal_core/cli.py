@@ -412,7 +412,13 @@ def train(
     out_path: Annotated[
         Path, typer.Option("--out", "-o", help="Model folder, one subfolder per stage.")
     ] = Path("chain-model"),
-    epochs: Annotated[str, typer.Option(help="Epochs: one value, or one per stage (e.g. 30,10).")] = "10",
+    epochs: Annotated[
+        str | None,
+        typer.Option(
+            help="Epochs: one value, or one per stage (default: 20 for dcgan, 5 for a refiner).",
+            show_default=False,
+        ),
+    ] = None,
     width: Annotated[
         str, typer.Option(help="Channel scale W, one value or one per stage; the paper's is 128.")
     ] = "32",
