@@ -541,6 +541,9 @@ def evaluate(
     n_closest: Annotated[
         int, typer.Option(help="Generated/closest-real pairs shown in closest_match.png.")
     ] = 8,
+    resolution: Annotated[
+        int, typer.Option(help="Side a --generated data source is resampled to (files keep their size).")
+    ] = 128,
     real_option: Annotated[
         list[str] | None,
         typer.Option(help="KEY=VALUE for a --real data source (repeatable).", show_default=False),
@@ -560,7 +563,7 @@ def evaluate(
 
     values = {"real": real or None, "generated": generated or None, "out": out_path, "evaluator": evaluator,
               "method": method, "n": n, "band": band, "seed": seed, "workers": workers,
-              "n_closest": n_closest, "real_option": tuple(real_option or ()),
+              "n_closest": n_closest, "resolution": resolution, "real_option": tuple(real_option or ()),
               "generated_option": tuple(generated_option or ())}  # fmt: skip
     cfg = resolve_config(
         EvaluateConfig, command_line=_typed(ctx, values), config_file=config, section="evaluate"

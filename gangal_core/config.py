@@ -178,6 +178,7 @@ class EvaluateConfig(CommandConfig):
     seed: int = Field(default=0, ge=0, description="seed of the subsets")
     workers: int | None = Field(default=None, ge=1, description="processes for slow evaluators")
     n_closest: int = Field(default=8, ge=1, description="pairs shown in closest_match.png")
+    resolution: int = Field(default=128, ge=8, description="side a --generated data source is resampled to")
     real_option: tuple[str, ...] = Field(default=(), description="KEY=VALUE options of a --real data source")
     generated_option: tuple[str, ...] = Field(
         default=(), description="KEY=VALUE for a --generated data source"

@@ -129,7 +129,7 @@ def run_evaluate(
         raise ConfigError(f"--evaluator {cfg.evaluator} --method {cfg.method}: {exc}") from exc
     generated, gen_labels, gen_info = load_image_set(
         cfg.generated, what="--generated", options=parse_data_options(cfg.generated_option), n=cfg.n,
-        seed=cfg.seed,
+        seed=cfg.seed, resolution=cfg.resolution,
     )  # fmt: skip
     side = generated.shape[-1]
     real, real_labels, real_info = load_image_set(

@@ -94,6 +94,6 @@ def fake_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Fak
 def builtin_entry_points() -> list[md.EntryPoint]:
     """The entry points of gangal's own distribution (the built-in simulators) only."""
     eps = [ep for ep in md.entry_points(group="gangal") if ep.dist and ep.dist.metadata["Name"] == "gangal"]
-    builtins = {"circle", "polynomial", "networks", "stackgan", "galaxyzoo", "synthetic"}
+    builtins = {"circle", "polynomial", "networks", "stackgan", "galaxyzoo", "synthetic", "isophote"}
     assert {ep.name for ep in eps} == builtins
     return eps

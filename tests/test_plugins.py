@@ -343,6 +343,7 @@ def test_cli_plugins_json(fake_plugin, builtin_entry_points, monkeypatch) -> Non
         ("data_source", "galaxyzoo"),
         ("data_source", "synthetic"),
         ("refiner", "stackgan"),
+        ("evaluator", "isophote"),
     }
     assert by_name["simulator", "blob"]["distribution"] == "gangal-blob"
     assert by_name["simulator", "blob"]["version"] == "2.5.1"
