@@ -24,9 +24,9 @@ __all__ = ["parse_data_options", "plan_chain", "run_sample", "run_train"]
 
 CHAIN_FORMAT = "gangal-chain/1"
 STAGE_I = "dcgan"
-#: Epochs of a DCGAN and of a refiner when --epochs is not given: about 8 minutes on 2 CPU
+#: Epochs of a DCGAN and of a refiner when --epochs is not given: about 16 minutes on 2 CPU
 #: cores for the default 2,048 synthetic galaxies at W = 32.
-DEFAULT_EPOCHS = (20, 5)
+DEFAULT_EPOCHS = (20, 12)
 
 
 def parse_data_options(items: tuple[str, ...]) -> dict[str, Any]:

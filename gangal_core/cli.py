@@ -415,7 +415,7 @@ def train(
     epochs: Annotated[
         str | None,
         typer.Option(
-            help="Epochs: one value, or one per stage (default: 20 for dcgan, 5 for a refiner).",
+            help="Epochs: one value, or one per stage (default: 20 for dcgan, 12 for a refiner).",
             show_default=False,
         ),
     ] = None,

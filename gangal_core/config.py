@@ -116,7 +116,7 @@ class TrainConfig(CommandConfig):
     data: str = Field(default="synthetic", description="data source: SOURCE or SOURCE:PATH")
     data_option: tuple[str, ...] = Field(default=(), description="KEY=VALUE options for the data source")
     out: Path = Field(description="model folder: one subfolder per stage")
-    epochs: tuple[int, ...] = Field(default=(), description="epochs, one value or per stage (20 / 5)")
+    epochs: tuple[int, ...] = Field(default=(), description="epochs, one value or per stage (20 / 12)")
     width: tuple[int, ...] = Field(
         default=(32,), min_length=1, description="channel scale W, one value or per stage (paper: 128)"
     )
