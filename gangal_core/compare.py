@@ -22,6 +22,7 @@ import torch
 from scipy import stats
 
 from .evaluation import Measurements
+from .report import _plt, _save
 
 __all__ = ["centre_crop", "closest_match", "compare_measurements", "nearest_l1", "plot_closest_match",
            "plot_distances", "plot_histograms"]  # fmt: skip
@@ -66,26 +67,6 @@ def _summary(x: np.ndarray) -> dict[str, float | int | None]:
         "std": float(np.std(x)),
         "median": float(np.median(x)),
     }
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig: Any, path: Path) -> None:
-    import io
-
-    from .atomic import atomic_write_bytes
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    _plt().close(fig)
-    atomic_write_bytes(path, buf.getvalue())
 
 
 def plot_histograms(
