@@ -80,6 +80,19 @@ def test_networks_are_sized_from_the_image_shape(shape) -> None:
     assert torch.all(same > siamese(x, torch.randn_like(x)))  # identical images are the most alike
 
 
+@pytest.mark.parametrize("shape", [(1, 28, 28), (3, 30, 26), (2, 7, 9)])
+def test_inference_copy_equals_the_emulator(shape) -> None:
+    """The sub-pixel, channels-last inference copy computes the same images (to float error)."""
+    emu = ConvEmulator(shape, 3, width=16, hidden=32).eval()
+    u = torch.rand(37, 3) * 2 - 1
+    with torch.inference_mode():
+        mean, std = emu(u)
+        fast_mean, fast_std = emu.for_inference()(u)
+    assert fast_mean.shape == mean.shape and fast_std.shape == std.shape
+    torch.testing.assert_close(fast_mean, mean, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(fast_std, std, atol=1e-5, rtol=1e-5)
+
+
 def test_minibatch_std_sees_the_spread_of_a_batch() -> None:
     critic = ConvCritic((1, 8, 8), **TINY_CRITIC)
     d = Discriminator(critic, minibatch_std="mean")
