@@ -43,7 +43,7 @@ __all__ = [
 ]
 
 STAGE_FORMAT = "gangal-gan-stage/1"
-CHECKPOINT = "checkpoint.pt"
+CHECKPOINT = "checkpoint.safetensors"
 GRID_SIZE = 36  # images in each sample grid
 
 

@@ -22,7 +22,7 @@ from .errors import ConfigError
 
 __all__ = ["parse_truth", "run_calibrate", "run_emulate", "run_pretrain"]
 
-CHECKPOINT = "checkpoint.pt"
+CHECKPOINT = "checkpoint.safetensors"
 
 
 def _prepare_folder(folder: Path, *, resume: bool, finished: str, option: str = "--out") -> None:

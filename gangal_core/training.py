@@ -14,9 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from .atomic import atomic_open
+from .checkpoint import CheckpointError, save_checkpoint
+from .checkpoint import load_checkpoint as read_checkpoint
 from .errors import GangalError
 
 __all__ = ["Interrupted", "LossHistory", "TrainingLoop", "load_checkpoint"]
@@ -53,11 +52,15 @@ class LossHistory:
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
-    """Read a checkpoint written by :class:`TrainingLoop` (tensors and plain values only)."""
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # a truncated or foreign file: say which, not a pickle traceback
-        raise GangalError(f"checkpoint {path} cannot be read ({type(exc).__name__}: {exc}).") from exc
+    """Read a checkpoint written by :class:`TrainingLoop` (safetensors + JSON, no pickle).
+
+    Returns ``{"iteration": int, "seconds": float, "state": tree}``; raises
+    :class:`~gangal_core.checkpoint.CheckpointError` naming the file if it is not one.
+    """
+    state, _ = read_checkpoint(path)
+    if not isinstance(state, dict) or "state" not in state or "iteration" not in state:
+        raise CheckpointError(f"checkpoint {path} cannot be read: it is not a training checkpoint.")
+    return state
 
 
 class TrainingLoop:
@@ -112,8 +115,7 @@ class TrainingLoop:
         if self.checkpoint is None:
             return
         payload = {"iteration": int(iteration), "seconds": float(self.seconds), "state": self.state()}
-        with atomic_open(self.checkpoint, "wb") as fh:
-            torch.save(payload, fh)
+        save_checkpoint(self.checkpoint, payload)
 
     def run(self) -> None:
         """Run to the end; raises :class:`Interrupted` (after saving) on Ctrl-C."""

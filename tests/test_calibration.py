@@ -312,7 +312,7 @@ def test_interrupted_run_resumes_to_the_same_result(blob_emulator, tmp_path, mon
         self.step = step_or_stop
         return real_step_runner(self)
 
-    ckpt = tmp_path / "checkpoint.pt"
+    ckpt = tmp_path / "checkpoint.safetensors"
     monkeypatch.setattr(training.TrainingLoop, "run", interrupting_run)
     with pytest.raises(Interrupted, match=r"iteration 37 of 60.*--resume"):
         _calibrate(blob_emulator, true, iterations=60, checkpoint=ckpt, checkpoint_every=10)
@@ -496,9 +496,9 @@ def test_a_damaged_checkpoint_is_named(tmp_path) -> None:
     from gangal_core.errors import GangalError
     from gangal_core.training import load_checkpoint
 
-    bad = tmp_path / "checkpoint.pt"
+    bad = tmp_path / "checkpoint.safetensors"
     bad.write_bytes(b"\x00" * 100)
-    with pytest.raises(GangalError, match=r"checkpoint .*checkpoint.pt cannot be read"):
+    with pytest.raises(GangalError, match=r"checkpoint .*checkpoint.safetensors cannot be read"):
         load_checkpoint(bad)
 
 
@@ -515,7 +515,7 @@ def test_ctrl_c_saves_and_exits_with_130(tmp_path, monkeypatch) -> None:
     )
     assert result.exit_code == 130
     assert "--resume" in result.output and "Traceback" not in result.output
-    assert (tmp_path / "e" / "checkpoint.pt").exists()
+    assert (tmp_path / "e" / "checkpoint.safetensors").exists()
 
 
 def test_interrupted_pretraining_resumes_to_the_same_emulator(tmp_path, monkeypatch) -> None:
@@ -534,7 +534,7 @@ def test_interrupted_pretraining_resumes_to_the_same_emulator(tmp_path, monkeypa
         self.step = lambda i: (_ for _ in ()).throw(KeyboardInterrupt) if i == 37 else step(i)
         return real(self)
 
-    ckpt = tmp_path / "checkpoint.pt"
+    ckpt = tmp_path / "checkpoint.safetensors"
     monkeypatch.setattr(training.TrainingLoop, "run", interrupting_run)
     with pytest.raises(Interrupted, match="iteration 37 of 60"):
         run(checkpoint=ckpt, checkpoint_every=10)
