@@ -109,7 +109,11 @@ def plugins(
         ]
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
         return
-    table = Table(title="gangal plugins")
+    from .plugins import ALLOW_ENV, allowed_plugins
+
+    allowed = allowed_plugins()
+    caption = f"{ALLOW_ENV}={','.join(allowed)}: other third-party plugins are not loaded" if allowed else None
+    table = Table(title="gangal plugins", caption=caption)
     for column in ("name", "kind", "distribution", "version"):
         table.add_column(column)
     for t in things:

@@ -71,7 +71,9 @@ def register_critics(register: Callable[[type], None]) -> None:
 def register_refiners(register: Callable[[str, object], None]) -> None:
     """Register refiners: networks that take a stage's images to a higher resolution.
 
-    :param register: call ``register(name, factory)``.
+    :param register: call ``register(name, RefinerSubclass)`` with a
+        :class:`gangal_core.gan.Refiner` subclass; ``name`` is what ``--chain dcgan,NAME``
+        selects.
     """
 
 
@@ -79,5 +81,7 @@ def register_refiners(register: Callable[[str, object], None]) -> None:
 def register_evaluators(register: Callable[[str, object], None]) -> None:
     """Register evaluators that measure physical properties of image sets.
 
-    :param register: call ``register(name, factory)``.
+    :param register: call ``register(name, EvaluatorSubclass)`` with a
+        :class:`gangal_core.evaluation.Evaluator` subclass; ``name`` is what
+        ``gangal evaluate --evaluator NAME`` selects.
     """

@@ -10,6 +10,7 @@ other plugin keeps working.
 from __future__ import annotations
 
 import importlib.metadata as md
+import os
 import threading
 import warnings
 from dataclasses import dataclass, field
@@ -20,9 +21,19 @@ from . import hookspecs
 from .errors import PluginError
 from .simulator import Simulator, validate_simulator_class
 
-__all__ = ["KINDS", "PluginWarning", "RegisteredThing", "Registry", "build_registry", "get_registry"]
+__all__ = [
+    "ALLOW_ENV",
+    "KINDS",
+    "PluginWarning",
+    "RegisteredThing",
+    "Registry",
+    "allowed_plugins",
+    "build_registry",
+    "get_registry",
+]
 
 ENTRY_POINT_GROUP = "gangal"
+ALLOW_ENV = "GANGAL_PLUGINS"  # comma-separated third-party plugins (entry point or distribution) to load
 # hook name -> kind of thing it registers
 KINDS = {
     "register_simulators": "simulator",
@@ -109,6 +120,36 @@ def _distribution_of(ep: md.EntryPoint) -> tuple[str, str]:
     return dist.metadata["Name"], dist.version
 
 
+def allowed_plugins(value: str | None = None) -> list[str] | None:
+    """The third-party plugins ``GANGAL_PLUGINS`` allows, or ``None`` when it allows all."""
+    value = os.environ.get(ALLOW_ENV, "") if value is None else value
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    return names or None
+
+
+def _allowed(entry_points: list[md.EntryPoint], value: str) -> list[md.EntryPoint]:
+    """Drop third-party plugins not named in ``GANGAL_PLUGINS`` (gangal's own always load)."""
+    names = allowed_plugins(value)
+    if names is None:
+        return entry_points
+    kept, matched = [], set()
+    for ep in entry_points:
+        dist = _distribution_of(ep)[0]
+        hit = {ep.name, dist} & set(names)
+        matched |= hit
+        if dist == "gangal" or hit:
+            kept.append(ep)
+    unknown = [n for n in names if n not in matched and n != "gangal"]
+    if unknown:
+        others = sorted({ep.name for ep in entry_points if _distribution_of(ep)[0] != "gangal"})
+        _warn(
+            f"{ALLOW_ENV} names {', '.join(map(repr, unknown))}, which match no installed plugin "
+            f"(entry point or distribution name); installed third-party plugins: "
+            f"{', '.join(others) or 'none'}"
+        )
+    return kept
+
+
 def build_registry(entry_points: list[md.EntryPoint] | None = None) -> Registry:
     """Load every plugin and collect what it registers.
 
@@ -116,9 +157,13 @@ def build_registry(entry_points: list[md.EntryPoint] | None = None) -> Registry:
     ----------
     entry_points : list of importlib.metadata.EntryPoint, optional
         The plugins to load; by default every entry point in the group ``gangal``.
+        Either way, when the environment variable ``GANGAL_PLUGINS`` lists plugins
+        (comma-separated entry-point or distribution names), third-party plugins not
+        listed are left out; gangal's own always load.
     """
     if entry_points is None:
         entry_points = list(md.entry_points(group=ENTRY_POINT_GROUP))
+    entry_points = _allowed(entry_points, os.environ.get(ALLOW_ENV, ""))
     pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
     pm.add_hookspecs(hookspecs)
     origin: dict[str, tuple[str, str]] = {}

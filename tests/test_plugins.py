@@ -359,3 +359,55 @@ def test_cli_plugins_json_default_registry() -> None:
     assert {"circle", "polynomial"} <= set(builtins)
     assert builtins["circle"]["kind"] == "simulator"
     assert builtins["circle"]["version"] == md.version("gangal")
+
+
+# ---- the hooks' documentation and GANGAL_PLUGINS --------------------------------------------
+def _documented_signature(fn) -> str:
+    import inspect
+
+    sig = inspect.signature(fn)  # annotations stay the strings written in hookspecs.py
+    params = ", ".join(f"{p.name}: {p.annotation}" for p in sig.parameters.values())
+    return f"{fn.__name__}({params}) -> {sig.return_annotation}"
+
+
+def test_every_hook_is_documented_with_its_exact_signature() -> None:
+    import re
+    from pathlib import Path
+
+    from gangal_core import hookspecs
+
+    doc = (Path(__file__).parents[1] / "docs" / "plugin-hooks.md").read_text(encoding="utf-8")
+    specs = {name for name in dir(hookspecs) if name.startswith("register_")}
+    assert specs == set(plugins_module.KINDS), "every hookspec registers one kind of thing"
+    for name in sorted(specs):
+        signature = _documented_signature(getattr(hookspecs, name))
+        assert f"### `{signature}`" in doc, f"docs/plugin-hooks.md lacks the heading for {signature}"
+    documented = set(re.findall(r"^### `(register_\w+)\(", doc, flags=re.M))
+    assert documented == specs, f"documented hooks that do not exist: {documented - specs}"
+
+
+def test_gangal_plugins_allows_only_the_listed_third_party_plugins(
+    fake_plugin, builtin_entry_points, monkeypatch
+) -> None:
+    eps = fake_plugin("gangal_blob", GOOD_PLUGIN, distribution="gangal-blob", version="2.5.1")
+    monkeypatch.setenv("GANGAL_PLUGINS", "someone-else")
+    registry, messages = _build(builtin_entry_points + eps)
+    assert _names(registry) == {"circle", "polynomial"}  # gangal's own always load
+    assert len(messages) == 1 and "'someone-else'" in messages[0] and "gangal_blob" in messages[0]
+    for allowed in ("gangal_blob", "gangal-blob", " gangal-blob , other-thing"):
+        monkeypatch.setenv("GANGAL_PLUGINS", allowed)
+        registry, messages = _build(builtin_entry_points + eps)
+        assert _names(registry) == {"blob", "circle", "polynomial"}, allowed
+        assert all("gangal-blob" not in m for m in messages)
+    monkeypatch.setenv("GANGAL_PLUGINS", "")
+    registry, messages = _build(builtin_entry_points + eps)
+    assert _names(registry) == {"blob", "circle", "polynomial"} and messages == []
+
+
+def test_cli_plugins_names_the_filter_in_force(monkeypatch) -> None:
+    monkeypatch.setenv("GANGAL_PLUGINS", "gangal-star")
+    monkeypatch.setattr(plugins_module, "_registry", None)
+    result = CliRunner().invoke(app, ["plugins"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert "GANGAL_PLUGINS=gangal-star" in result.output
+    monkeypatch.setattr(plugins_module, "_registry", None)
