@@ -80,8 +80,10 @@ def _pretrain_into(
         resume=cfg.resume,
         progress=progress,
     )
-    path = save_emulator(emu, folder)
     _emulator_plots(sim, emu, folder, seed=cfg.seed)
+    # the weights last: their presence means the folder is complete (a resumed run that finds
+    # them skips pretraining, so a kill between them and the plots must not lose the plots)
+    path = save_emulator(emu, folder)
     return emu, path
 
 

@@ -119,6 +119,10 @@ class TrainingLoop:
 
     def run(self) -> None:
         """Run to the end; raises :class:`Interrupted` (after saving) on Ctrl-C."""
+        if self.checkpoint is not None and self.checkpoint.parent.is_dir():
+            # a save killed half-way leaves its temporary file; the checkpoint itself is intact
+            for part in self.checkpoint.parent.glob(f".{self.checkpoint.name}.*.part"):
+                part.unlink(missing_ok=True)
         if self.resume and self.checkpoint is not None and self.checkpoint.exists():
             saved = load_checkpoint(self.checkpoint)
             self.load_state(saved["state"])
