@@ -43,6 +43,7 @@ import torch
 from torch.nn import functional as F
 
 from .atomic import atomic_open
+from .distributed import current as current_shard
 from .errors import ConfigError
 from .networks import (
     Discriminator,
@@ -270,6 +271,28 @@ def _simulate_normalised(
         return emu.scale.normalise(images.float())
 
 
+def _block_seeds(n_blocks: int, generator: torch.Generator) -> torch.Tensor:
+    """One simulator seed per block of a global batch, from the shared stream."""
+    return torch.randint(0, 2**62, (n_blocks,), generator=generator)
+
+
+def _simulate_blocks(
+    simulator: Simulator, emu: TrainedEmulator, u: torch.Tensor, seeds: torch.Tensor, block: int
+) -> torch.Tensor:
+    """Normalised simulated images for this process's rows ``u``, ``block`` rows per seed.
+
+    Each block's noise comes from its own seed, so the images of a row do not depend on how
+    many processes share the batch (:mod:`gangal_core.distributed`).
+    """
+    parts = [
+        _simulate_normalised(
+            simulator, emu, u[j * block : (j + 1) * block], torch.Generator().manual_seed(int(seed))
+        )
+        for j, seed in enumerate(seeds.tolist())
+    ]
+    return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+
 def _flip(labels: torch.Tensor, fraction: float, generator: torch.Generator) -> torch.Tensor:
     """The paper's random label flips: a fraction of labels y become 1 - y."""
     if fraction <= 0:
@@ -348,6 +371,9 @@ def pretrain(
     if recipe not in PRETRAIN_RECIPES:
         raise ConfigError(f"--recipe: expected one of {', '.join(PRETRAIN_RECIPES)}, found {recipe!r}.")
     _check_positive(iterations=iterations, batch_size=batch_size)
+    shard = current_shard()
+    block, rows, my_seeds = shard.blocks(batch_size)
+    n_blocks = batch_size // block
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     P = len(simulator.parameters)
@@ -377,6 +403,7 @@ def pretrain(
         loss = F.mse_loss(estimator(x), u)
         opt_est.zero_grad(set_to_none=True)
         loss.backward()
+        shard.average_gradients(estimator.parameters())
         opt_est.step()
         sched_est.step()
         losses["estimator"] = loss.item()
@@ -388,8 +415,8 @@ def pretrain(
         mse_scale = float(emu.scale.normalise(pilot).var()) or 1.0  # error relative to the image variance
 
         def step(i: int) -> dict[str, float]:
-            u = torch.rand(batch_size, P, generator=gen) * 2 - 1
-            x = _simulate_normalised(simulator, emu, u, gen)
+            u = (torch.rand(batch_size, P, generator=gen) * 2 - 1)[rows]
+            x = _simulate_blocks(simulator, emu, u, _block_seeds(n_blocks, gen)[my_seeds], block)
             mean, std = network(u)
             # the mean regresses on the images (squared error: E[x | p]); the standard deviation
             # maximises the likelihood of the residuals around a fixed mean (Var[x | p]).  A joint
@@ -398,6 +425,7 @@ def pretrain(
             nll = ((x - mean.detach()) / std).square().mul(0.5).add(std.log()).mean()
             opt_e.zero_grad(set_to_none=True)
             (mse / mse_scale + nll).backward()
+            shard.average_gradients(network.parameters())
             opt_e.step()
             sched.step()
             losses = {"nll": nll.item(), "rmse": mse.item() ** 0.5}
@@ -416,21 +444,25 @@ def pretrain(
         optimisers = {"emulator": opt_e, "siamese": opt_s}
 
         def step(i: int) -> dict[str, float]:
-            u = torch.rand(batch_size, P, generator=gen) * 2 - 1
-            x1 = _simulate_normalised(simulator, emu, u, gen)
-            x2 = _simulate_normalised(simulator, emu, u, gen)  # the same parameters again
-            xe = network.sample(u, generator=gen)
-            same = _flip(_smoothed(batch_size, 0.7, 1.2, gen), label_flip, gen)
-            differ = _flip(_smoothed(batch_size, 0.0, 0.3, gen), label_flip, gen)
+            u = (torch.rand(batch_size, P, generator=gen) * 2 - 1)[rows]
+            x1 = _simulate_blocks(simulator, emu, u, _block_seeds(n_blocks, gen)[my_seeds], block)
+            # the same parameters again
+            x2 = _simulate_blocks(simulator, emu, u, _block_seeds(n_blocks, gen)[my_seeds], block)
+            eps = torch.randn((batch_size, *simulator.image_shape), generator=gen)[rows]
+            xe = network.sample(u, eps=eps)
+            same = _flip(_smoothed(batch_size, 0.7, 1.2, gen), label_flip, gen)[rows]
+            differ = _flip(_smoothed(batch_size, 0.0, 0.3, gen), label_flip, gen)[rows]
             loss_s = F.binary_cross_entropy_with_logits(
                 siamese(x1, x2), same
             ) + F.binary_cross_entropy_with_logits(siamese(x1, xe.detach()), differ)
             opt_s.zero_grad(set_to_none=True)
             loss_s.backward()
+            shard.average_gradients(siamese.parameters())
             opt_s.step()
-            loss_e = F.binary_cross_entropy_with_logits(siamese(x1, xe), torch.ones(batch_size))
+            loss_e = F.binary_cross_entropy_with_logits(siamese(x1, xe), torch.ones(u.shape[0]))
             opt_e.zero_grad(set_to_none=True)
             loss_e.backward()
+            shard.average_gradients(network.parameters())
             opt_e.step()
             losses = {"siamese": loss_s.item(), "emulator": loss_e.item(),
                       "rmse": (x1 - network(u)[0]).square().mean().sqrt().item()}  # fmt: skip
@@ -671,6 +703,9 @@ def calibrate(
         )
     _check_positive(iterations=iterations, batch_size=batch_size, n_samples=n_samples)
     _check_compatible(simulator, emulator, true_images)
+    shard = current_shard()
+    block, rows, my_seeds = shard.blocks(batch_size)
+    n_blocks = batch_size // block
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     P = len(emulator.parameters)
@@ -701,33 +736,40 @@ def calibrate(
     else:
         opt_d = torch.optim.SGD(D.parameters(), lr=0.01, momentum=0.9)
     history = LossHistory()
-    ones = torch.ones(batch_size)
+    local = rows.stop - rows.start
+    ones = torch.ones(local)
 
     def labels(real: bool) -> torch.Tensor:
         if recipe == "default":
-            return torch.full((batch_size,), 0.9 if real else 0.0)
+            return torch.full((local,), 0.9 if real else 0.0)
         y = _smoothed(batch_size, 0.7, 1.2, gen) if real else _smoothed(batch_size, 0.0, 0.3, gen)
-        return _flip(y, label_flip, gen)
+        return _flip(y, label_flip, gen)[rows]
 
+    # every draw is of the whole global batch (then this process's rows): the random streams
+    # do not depend on the number of processes (gangal_core.distributed)
     def step(i: int) -> dict[str, float]:
-        x_true = true[torch.randint(0, true.shape[0], (batch_size,), generator=gen)]
-        u = G.sample(batch_size, generator=gen)
+        x_true = true[torch.randint(0, true.shape[0], (batch_size,), generator=gen)[rows]]
+        u = G(torch.randn(batch_size, G.noise_size, generator=gen)[rows])
         mean, std = E(u)
         if discriminator_input == "simulated":
+            seeds = _block_seeds(n_blocks, gen)[my_seeds]
             x_gen = simulated_with_emulator_gradient(
-                mean, std, _simulate_normalised(simulator, emulator, u, gen)
+                mean, std, _simulate_blocks(simulator, emulator, u, seeds, block)
             )
         else:
-            x_gen = mean + std * torch.randn(mean.shape, generator=gen)
+            eps = torch.randn((batch_size, *mean.shape[1:]), generator=gen)[rows]
+            x_gen = mean + std * eps
         loss_d = F.binary_cross_entropy_with_logits(
             D(x_true), labels(True)
         ) + F.binary_cross_entropy_with_logits(D(x_gen.detach()), labels(False))
         opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
+        shard.average_gradients(D.parameters())
         opt_d.step()
         loss_g = F.binary_cross_entropy_with_logits(D(x_gen), ones)
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
+        shard.average_gradients(G.parameters())
         opt_g.step()
         if i in snapshot_at:
             taken.append({k: v.detach().clone() for k, v in G.state_dict().items()})

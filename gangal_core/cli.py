@@ -112,7 +112,9 @@ def plugins(
     from .plugins import ALLOW_ENV, allowed_plugins
 
     allowed = allowed_plugins()
-    caption = f"{ALLOW_ENV}={','.join(allowed)}: other third-party plugins are not loaded" if allowed else None
+    caption = (
+        f"{ALLOW_ENV}={','.join(allowed)}: other third-party plugins are not loaded" if allowed else None
+    )
     table = Table(title="gangal plugins", caption=caption)
     for column in ("name", "kind", "distribution", "version"):
         table.add_column(column)

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from rich.console import Console
 
+from . import distributed
 from .atomic import atomic_open, atomic_write_json
 from .config import CalibrateConfig, EmulateConfig, PretrainConfig
 from .errors import ConfigError
@@ -41,11 +42,14 @@ def run_pretrain(cfg: PretrainConfig, *, progress: bool = True, console: Console
     from .plugins import get_registry
 
     console = console or Console()
+    shard = distributed.setup()
     sim = get_registry().simulator(cfg.simulator)
     _prepare_folder(cfg.out, resume=cfg.resume, finished="emulator.safetensors")
     emu, path = _pretrain_into(
         cfg.out, sim, cfg, iterations=cfg.iterations, recipe=cfg.recipe, progress=progress
     )
+    if not shard.is_main:
+        return path
     console.print(
         f"Pretrained a {emu.arch!r} emulator of {sim.name} "
         f"({cfg.recipe} recipe, {cfg.iterations} iterations, "
@@ -80,6 +84,9 @@ def _pretrain_into(
         resume=cfg.resume,
         progress=progress,
     )
+    path = folder / "emulator.safetensors"
+    if not distributed.current().is_main:  # under torchrun only rank 0 writes
+        return emu, path
     _emulator_plots(sim, emu, folder, seed=cfg.seed)
     # the weights last: their presence means the folder is complete (a resumed run that finds
     # them skips pretraining, so a kill between them and the plots must not lose the plots)
@@ -174,6 +181,7 @@ def run_calibrate(
 
     started = time.perf_counter()
     console = console or Console()
+    shard = distributed.setup()
     sim = get_registry().simulator(cfg.simulator)
     _prepare_folder(cfg.out, resume=cfg.resume, finished="calibration.json")
     timing: dict[str, float] = {}
@@ -221,6 +229,8 @@ def run_calibrate(
         progress=progress,
     )
     timing["training"] = time.perf_counter() - t
+    if not shard.is_main:  # under torchrun only rank 0 writes; every process holds the same result
+        return {}
 
     t = time.perf_counter()
     write_samples_csv(cfg.out / "samples.csv", result.names, result.samples)

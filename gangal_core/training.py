@@ -16,6 +16,7 @@ from typing import Any
 
 from .checkpoint import CheckpointError, save_checkpoint
 from .checkpoint import load_checkpoint as read_checkpoint
+from .distributed import current as current_shard
 from .errors import GangalError
 
 __all__ = ["Interrupted", "LossHistory", "TrainingLoop", "load_checkpoint"]
@@ -112,14 +113,14 @@ class TrainingLoop:
         self.seconds = 0.0  # wall time of this run's iterations, earlier sessions included
 
     def save(self, iteration: int) -> None:
-        if self.checkpoint is None:
+        if self.checkpoint is None or not current_shard().is_main:  # one writer under torchrun
             return
         payload = {"iteration": int(iteration), "seconds": float(self.seconds), "state": self.state()}
         save_checkpoint(self.checkpoint, payload)
 
     def run(self) -> None:
         """Run to the end; raises :class:`Interrupted` (after saving) on Ctrl-C."""
-        if self.checkpoint is not None and self.checkpoint.parent.is_dir():
+        if self.checkpoint is not None and self.checkpoint.parent.is_dir() and current_shard().is_main:
             # a save killed half-way leaves its temporary file; the checkpoint itself is intact
             for part in self.checkpoint.parent.glob(f".{self.checkpoint.name}.*.part"):
                 part.unlink(missing_ok=True)
@@ -129,7 +130,7 @@ class TrainingLoop:
             self.start, self.seconds = int(saved["iteration"]), float(saved.get("seconds", 0.0))
         iteration = self.start
         began = time.perf_counter() - self.seconds
-        bar = _progress(self.progress)
+        bar = _progress(self.progress and current_shard().is_main)
         try:
             with bar:
                 task = bar.add_task(self.description, total=self.iterations, completed=self.start, losses="")

@@ -1,0 +1,121 @@
+"""Data-parallel calibration under torchrun: 2 CPU processes (gloo) against one process.
+
+Tolerance: with the same global batch the two runs differ only in the order of
+floating-point sums (each process averages its half, an all-reduce averages the halves),
+so the emulator weights agree to 1e-4 relative and every best-match mean and spread to
+0.01 sigma_true (measured: 2e-6 and 3e-4 sigma_true).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from gangal_core.distributed import SIMULATION_BLOCK, Shard
+from gangal_core.errors import ConfigError
+
+ARGS = [
+    "calibrate", "--simulator", "circle", "--pretrain-iterations", "60", "--iterations", "60",
+    "--batch-size", "64", "--n-true", "256", "--n-samples", "200", "--checkpoint-every", "20",
+    "--no-progress",
+]  # fmt: skip
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def _single(out: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "gangal_core", *ARGS, "--out", str(out), *extra]
+
+
+def _torchrun(out: Path, *extra: str) -> list[str]:
+    return [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+        "-m", "gangal_core", *ARGS, "--out", str(out), *extra,
+    ]  # fmt: skip
+
+
+def _run(cmd: list[str]) -> str:
+    done = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def _assert_close_runs(a: Path, b: Path) -> None:
+    ta = load_file(a / "emulator" / "emulator.safetensors")
+    tb = load_file(b / "emulator" / "emulator.safetensors")
+    for k in ta:
+        scale = ta[k].abs().max().clamp_min(1e-12)
+        assert ((ta[k] - tb[k]).abs().max() / scale).item() < 1e-4, k
+    pa = json.loads((a / "calibration.json").read_text())["parameters"]
+    pb = json.loads((b / "calibration.json").read_text())["parameters"]
+    for name, p in pa.items():
+        for key in ("mean", "std"):
+            assert abs(p[key] - pb[name][key]) < 0.01 * p["true_std"], (name, key, p[key], pb[name][key])
+
+
+@pytest.fixture(scope="module")
+def single_run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("single") / "run"
+    _run(_single(out))
+    return out
+
+
+def test_a_batch_is_split_in_whole_simulation_blocks() -> None:
+    assert Shard(0, 1).blocks(64) == (SIMULATION_BLOCK, slice(0, 64), slice(0, 2))
+    assert Shard(1, 2).blocks(64) == (SIMULATION_BLOCK, slice(32, 64), slice(1, 2))
+    assert Shard(0, 1).blocks(50) == (50, slice(0, 50), slice(0, 1))  # one block: one seed
+    with pytest.raises(ConfigError, match=r"--batch-size 96: cannot be shared by 2 processes.*of 64"):
+        Shard(0, 2).blocks(96)
+
+
+def test_gradients_are_averaged_only_across_processes() -> None:
+    p = torch.nn.Parameter(torch.ones(3))
+    p.grad = torch.full((3,), 2.0)
+    Shard(0, 1).average_gradients([p])  # one process: untouched, no process group needed
+    assert torch.equal(p.grad, torch.full((3,), 2.0))
+
+
+@pytest.mark.slow
+def test_two_processes_match_one_with_the_same_global_batch(single_run, tmp_path) -> None:
+    out = tmp_path / "ddp"
+    _run(_torchrun(out))
+    _assert_close_runs(single_run, out)
+
+    def files(folder: Path) -> list[str]:
+        return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+
+    assert files(out) == files(single_run)  # rank 1 wrote nothing of its own
+
+
+@pytest.mark.slow
+def test_a_checkpoint_from_two_processes_resumes_in_one(single_run, tmp_path) -> None:
+    out = tmp_path / "run"
+    proc = subprocess.Popen(
+        _torchrun(out),
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 240
+    checkpoint = out / "checkpoint.safetensors"  # the calibration phase's, after pretraining
+    while not checkpoint.exists():
+        assert proc.poll() is None, "the 2-process run ended before its first calibration checkpoint"
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)  # torchrun and both workers
+    proc.wait()
+    assert not (out / "calibration.json").exists()
+    _run(_single(out, "--resume"))
+    _assert_close_runs(single_run, out)
