@@ -43,6 +43,7 @@ import torch
 from torch.nn import functional as F
 
 from .atomic import atomic_open
+from .devices import autocast, check_precision, to_device
 from .distributed import current as current_shard
 from .errors import ConfigError
 from .networks import (
@@ -267,7 +268,7 @@ def _simulate_normalised(
     simulator: Simulator, emu: TrainedEmulator, u: torch.Tensor, generator: torch.Generator
 ) -> torch.Tensor:
     with torch.no_grad():
-        images = simulator.simulate(emu.to_physical(u.detach()), generator=generator)
+        images = simulator.simulate(emu.to_physical(u.detach().cpu()), generator=generator)
         return emu.scale.normalise(images.float())
 
 
@@ -325,6 +326,8 @@ def pretrain(
     resume: bool = False,
     progress: bool = True,
     registry: Any = None,
+    device: str | torch.device = "cpu",
+    precision: str = "float32",
 ) -> TrainedEmulator:
     """Pretrain an emulator of ``simulator`` over its declared parameter ranges (Fig. 3a).
 
@@ -363,6 +366,10 @@ def pretrain(
         Show a progress bar.
     registry : Registry, optional
         Where architectures are looked up (default: the installed plugins).
+    device : str or torch.device, optional
+        Where the networks train (default the CPU); simulation stays on the CPU.
+    precision : {"float32", "bf16"}, optional
+        ``"bf16"`` runs forward passes under bfloat16 autocast (mixed precision).
 
     Returns
     -------
@@ -374,11 +381,13 @@ def pretrain(
     shard = current_shard()
     block, rows, my_seeds = shard.blocks(batch_size)
     n_blocks = batch_size // block
+    dev = torch.device(device)
+    precision = check_precision(precision, dev)
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     P = len(simulator.parameters)
     arch = _network_class(registry, "emulator", emulator_arch)
-    network = arch(tuple(simulator.image_shape), P, **(emulator_options or {}))
+    network = arch(tuple(simulator.image_shape), P, **(emulator_options or {})).to(dev)
     pilot = simulator.simulate(simulator.sample_uniform(4096, generator=gen), generator=gen)
     emu = TrainedEmulator(
         network=network,
@@ -393,6 +402,7 @@ def pretrain(
     if estimate_parameters:
         critic_cls = _network_class(registry, "critic", critic_arch)
         estimator = ParameterEstimator(critic_cls(tuple(simulator.image_shape), **(critic_options or {})), P)
+        estimator.to(dev)
         models["estimator"] = estimator
         opt_est = torch.optim.Adam(estimator.parameters(), lr=1e-3)
         sched_est = torch.optim.lr_scheduler.OneCycleLR(opt_est, max_lr=2e-3, total_steps=iterations)
@@ -400,7 +410,8 @@ def pretrain(
     def train_estimator(x: torch.Tensor, u: torch.Tensor, losses: dict[str, float]) -> None:
         if estimator is None:
             return
-        loss = F.mse_loss(estimator(x), u)
+        with autocast(dev, precision):
+            loss = F.mse_loss(estimator(x).float(), u)
         opt_est.zero_grad(set_to_none=True)
         loss.backward()
         shard.average_gradients(estimator.parameters())
@@ -416,8 +427,13 @@ def pretrain(
 
         def step(i: int) -> dict[str, float]:
             u = (torch.rand(batch_size, P, generator=gen) * 2 - 1)[rows]
-            x = _simulate_blocks(simulator, emu, u, _block_seeds(n_blocks, gen)[my_seeds], block)
-            mean, std = network(u)
+            x = to_device(
+                _simulate_blocks(simulator, emu, u, _block_seeds(n_blocks, gen)[my_seeds], block), dev
+            )
+            u = to_device(u, dev)
+            with autocast(dev, precision):
+                mean, std = network(u)
+            mean, std = mean.float(), std.float()
             # the mean regresses on the images (squared error: E[x | p]); the standard deviation
             # maximises the likelihood of the residuals around a fixed mean (Var[x | p]).  A joint
             # likelihood lets the network explain hard pixels away as noise and blurs the mean.
@@ -437,7 +453,7 @@ def pretrain(
         critic = _network_class(registry, "critic", critic_arch)(
             tuple(simulator.image_shape), **(critic_options or {})
         )
-        siamese = Siamese(critic)
+        siamese = Siamese(critic).to(dev)
         models["siamese"] = siamese
         opt_s = torch.optim.SGD(siamese.parameters(), lr=0.01, momentum=0.9)
         opt_e = torch.optim.Adam(network.parameters(), lr=2e-4, betas=(0.5, 0.999))
@@ -449,23 +465,28 @@ def pretrain(
             # the same parameters again
             x2 = _simulate_blocks(simulator, emu, u, _block_seeds(n_blocks, gen)[my_seeds], block)
             eps = torch.randn((batch_size, *simulator.image_shape), generator=gen)[rows]
-            xe = network.sample(u, eps=eps)
             same = _flip(_smoothed(batch_size, 0.7, 1.2, gen), label_flip, gen)[rows]
             differ = _flip(_smoothed(batch_size, 0.0, 0.3, gen), label_flip, gen)[rows]
-            loss_s = F.binary_cross_entropy_with_logits(
-                siamese(x1, x2), same
-            ) + F.binary_cross_entropy_with_logits(siamese(x1, xe.detach()), differ)
+            u, x1, x2, eps, same, differ = (to_device(t, dev) for t in (u, x1, x2, eps, same, differ))
+            with autocast(dev, precision):
+                xe = network.sample(u, eps=eps)
+                loss_s = F.binary_cross_entropy_with_logits(
+                    siamese(x1, x2).float(), same
+                ) + F.binary_cross_entropy_with_logits(siamese(x1, xe.detach()).float(), differ)
             opt_s.zero_grad(set_to_none=True)
             loss_s.backward()
             shard.average_gradients(siamese.parameters())
             opt_s.step()
-            loss_e = F.binary_cross_entropy_with_logits(siamese(x1, xe), torch.ones(u.shape[0]))
+            with autocast(dev, precision):
+                logits = siamese(x1, xe).float()
+            loss_e = F.binary_cross_entropy_with_logits(logits, torch.ones(u.shape[0], device=dev))
             opt_e.zero_grad(set_to_none=True)
             loss_e.backward()
             shard.average_gradients(network.parameters())
             opt_e.step()
-            losses = {"siamese": loss_s.item(), "emulator": loss_e.item(),
-                      "rmse": (x1 - network(u)[0]).square().mean().sqrt().item()}  # fmt: skip
+            with torch.no_grad():
+                rmse = (x1 - network(u)[0]).square().mean().sqrt().item()
+            losses = {"siamese": loss_s.item(), "emulator": loss_e.item(), "rmse": rmse}
             train_estimator(x1, u, losses)
             history.add(i, losses)
             return losses
@@ -491,7 +512,7 @@ def pretrain(
     network.train()
     loop.run()
     for module in models.values():
-        module.eval()
+        module.cpu().eval()  # a trained emulator lives on the CPU; calibrate moves it where it runs
         for p in module.parameters():
             p.requires_grad_(False)
     emu.estimator = estimator
@@ -645,6 +666,8 @@ def calibrate(
     resume: bool = False,
     progress: bool = True,
     registry: Any = None,
+    device: str | torch.device = "cpu",
+    precision: str = "float32",
 ) -> CalibrationResult:
     """Learn the distribution of simulator parameters that best matches the true images (eq. 2).
 
@@ -687,7 +710,7 @@ def calibrate(
         Best-match samples to draw at the end (default 10000).
     seed : int, optional
         Seeds everything random.
-    checkpoint, checkpoint_every, resume, progress, registry :
+    checkpoint, checkpoint_every, resume, progress, registry, device, precision :
         As in :func:`pretrain`.
 
     Returns
@@ -706,11 +729,15 @@ def calibrate(
     shard = current_shard()
     block, rows, my_seeds = shard.blocks(batch_size)
     n_blocks = batch_size // block
+    dev = torch.device(device)
+    precision = check_precision(precision, dev)
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     P = len(emulator.parameters)
-    E = emulator.network.eval()
+    E = (emulator.network if dev.type == "cpu" else copy.deepcopy(emulator.network).to(dev)).eval()
     true = emulator.scale.normalise(true_images.float())
+    if dev.type == "cuda":
+        true = true.pin_memory()
     d_options = {
         "minibatch_std": minibatch_std if recipe == "default" else "none",
         "group_size": minibatch_group,
@@ -721,7 +748,8 @@ def calibrate(
     else:
         critic_cls = _network_class(registry, "critic", critic_arch)
         D = Discriminator(critic_cls(tuple(emulator.image_shape), **(critic_options or {})), **d_options)
-    G = ParameterGenerator(P, noise_size=noise_size)
+    D.to(dev)
+    G = ParameterGenerator(P, noise_size=noise_size).to(dev)
     taken: list[dict[str, torch.Tensor]] = []  # generator snapshots for the best-match mixture
     first = min(int(average_from * iterations), iterations - 1)
     snapshot_at = {int(v) for v in np.linspace(first, iterations - 1, max(1, snapshots)).round()}
@@ -737,36 +765,41 @@ def calibrate(
         opt_d = torch.optim.SGD(D.parameters(), lr=0.01, momentum=0.9)
     history = LossHistory()
     local = rows.stop - rows.start
-    ones = torch.ones(local)
+    ones = torch.ones(local, device=dev)
 
     def labels(real: bool) -> torch.Tensor:
         if recipe == "default":
-            return torch.full((local,), 0.9 if real else 0.0)
+            return torch.full((local,), 0.9 if real else 0.0, device=dev)
         y = _smoothed(batch_size, 0.7, 1.2, gen) if real else _smoothed(batch_size, 0.0, 0.3, gen)
-        return _flip(y, label_flip, gen)[rows]
+        return to_device(_flip(y, label_flip, gen)[rows], dev)
 
     # every draw is of the whole global batch (then this process's rows): the random streams
     # do not depend on the number of processes (gangal_core.distributed)
     def step(i: int) -> dict[str, float]:
-        x_true = true[torch.randint(0, true.shape[0], (batch_size,), generator=gen)[rows]]
-        u = G(torch.randn(batch_size, G.noise_size, generator=gen)[rows])
-        mean, std = E(u)
+        x_true = to_device(true[torch.randint(0, true.shape[0], (batch_size,), generator=gen)[rows]], dev)
+        u = G(to_device(torch.randn(batch_size, G.noise_size, generator=gen)[rows], dev))
+        with autocast(dev, precision):
+            mean, std = E(u)
+        mean, std = mean.float(), std.float()
         if discriminator_input == "simulated":
             seeds = _block_seeds(n_blocks, gen)[my_seeds]
-            x_gen = simulated_with_emulator_gradient(
-                mean, std, _simulate_blocks(simulator, emulator, u, seeds, block)
-            )
+            simulated = to_device(_simulate_blocks(simulator, emulator, u, seeds, block), dev)
+            x_gen = simulated_with_emulator_gradient(mean, std, simulated)
         else:
             eps = torch.randn((batch_size, *mean.shape[1:]), generator=gen)[rows]
-            x_gen = mean + std * eps
+            x_gen = mean + std * to_device(eps, dev)
+        with autocast(dev, precision):
+            logits_true, logits_gen = D(x_true).float(), D(x_gen.detach()).float()
         loss_d = F.binary_cross_entropy_with_logits(
-            D(x_true), labels(True)
-        ) + F.binary_cross_entropy_with_logits(D(x_gen.detach()), labels(False))
+            logits_true, labels(True)
+        ) + F.binary_cross_entropy_with_logits(logits_gen, labels(False))
         opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         shard.average_gradients(D.parameters())
         opt_d.step()
-        loss_g = F.binary_cross_entropy_with_logits(D(x_gen), ones)
+        with autocast(dev, precision):
+            logits = D(x_gen).float()
+        loss_g = F.binary_cross_entropy_with_logits(logits, ones)
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         shard.average_gradients(G.parameters())
@@ -804,7 +837,8 @@ def calibrate(
             count = n_samples // len(taken or [final]) + (k < n_samples % len(taken or [final]))
             parts.append(G.sample(count, generator=gen))
         G.load_state_dict(final)
-        samples = emulator.to_physical(torch.cat(parts)).numpy().astype(np.float64)
+        samples = emulator.to_physical(torch.cat(parts).cpu()).numpy().astype(np.float64)
+    G.cpu()
     return CalibrationResult(
         samples=samples,
         names=emulator.parameter_names,

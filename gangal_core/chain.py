@@ -28,6 +28,7 @@ from torch import nn
 
 from .atomic import atomic_open
 from .data import DataSource, ImageBatches
+from .devices import autocast, check_precision, to_device
 from .errors import GangalError
 from .gan import LATENT_SIZE, DCGANDiscriminator, DCGANGenerator, ExponentialMovingAverage, Refiner
 from .training import LossHistory, TrainingLoop
@@ -87,6 +88,11 @@ class GANTrainer:
         Continue from the checkpoint in ``folder``.
     progress : bool, optional
         Show a progress bar with the losses.
+    device : str or torch.device, optional
+        Where the networks train (default the CPU); images and noise are prepared on the CPU
+        and moved (pinned memory for CUDA), so a seed draws the same noise on every device.
+    precision : {"float32", "bf16"}, optional
+        ``"bf16"``: forward passes under bfloat16 autocast (mixed precision).
     """
 
     stage = "gan"
@@ -105,10 +111,14 @@ class GANTrainer:
         sample_every: int = 1,
         resume: bool = False,
         progress: bool = True,
+        device: str | torch.device = "cpu",
+        precision: str = "float32",
     ) -> None:
+        self.device = torch.device(device)
+        self.precision = check_precision(precision, self.device)
         # channels-last convolutions run 3-5x faster on CPU for the refiner (benchmarks/RESULTS.md)
-        generator.to(memory_format=torch.channels_last)
-        discriminator.to(memory_format=torch.channels_last)
+        generator.to(self.device, memory_format=torch.channels_last)
+        discriminator.to(self.device, memory_format=torch.channels_last)
         self.generator, self.discriminator, self.batches = generator, discriminator, batches
         self.folder = Path(folder)
         self.epochs, self.seed = int(epochs), int(seed)
@@ -160,20 +170,24 @@ class GANTrainer:
             self._start_epoch(epoch, b)
         batch = next(self._batches_iter)
         self._position = (epoch, b + 1)
-        real = _channels_last(self.real_images(batch))
-        fake = self.generator(_channels_last(self.generator_input(batch)))
+        dev, mixed = self.device, autocast(self.device, self.precision)
+        real = _channels_last(to_device(self.real_images(batch), dev))
+        with mixed:
+            fake = self.generator(_channels_last(to_device(self.generator_input(batch), dev)))
 
-        self.opt_d.zero_grad(set_to_none=True)
-        real_logits = self.discriminator(real)
-        fake_logits = self.discriminator(fake.detach())
+            self.opt_d.zero_grad(set_to_none=True)
+            real_logits = self.discriminator(real).float()
+            fake_logits = self.discriminator(fake.detach()).float()
         loss_d = F.binary_cross_entropy_with_logits(
-            real_logits, self.real_labels(len(real))
+            real_logits, to_device(self.real_labels(len(real)), dev)
         ) + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
         loss_d.backward()
         self.opt_d.step()
 
         self.opt_g.zero_grad(set_to_none=True)
-        loss_g, parts = self.generator_loss(self.discriminator(fake), fake, real)
+        with autocast(dev, self.precision):
+            fake_logits = self.discriminator(fake).float()
+        loss_g, parts = self.generator_loss(fake_logits, fake.float(), real)
         loss_g.backward()
         self.opt_g.step()
         self.ema.update()
@@ -199,6 +213,7 @@ class GANTrainer:
             "opt_d": self.opt_d.state_dict(),
             "noise": self.noise.get_state(),
             "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
             "history": self.history.state_dict(),
         }
 
@@ -210,6 +225,8 @@ class GANTrainer:
         self.opt_d.load_state_dict(state["opt_d"])
         self.noise.set_state(state["noise"])
         torch.set_rng_state(state["torch_rng"])
+        if self.device.type == "cuda" and state.get("cuda_rng"):
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
         self.history.load_state_dict(state["history"])
 
     def train(self) -> StageResult:
@@ -265,7 +282,7 @@ class GANTrainer:
     def save_grid(self, epoch: int) -> None:
         from .report import save_contact_sheet
 
-        images = self.ema.model(_channels_last(self.grid_input()))
+        images = self.ema.model(_channels_last(to_device(self.grid_input(), self.device))).float().cpu()
         (self.folder / "samples").mkdir(parents=True, exist_ok=True)
         save_contact_sheet(self.folder / "samples" / f"epoch-{epoch:04d}.png", (images + 1) / 2)
 
@@ -428,7 +445,7 @@ def save_network(path: Path, network: nn.Module, *, role: str, **metadata: Any) 
     """
     from safetensors.torch import save
 
-    tensors = {k: v.detach().contiguous() for k, v in network.state_dict().items()}
+    tensors = {k: v.detach().cpu().contiguous() for k, v in network.state_dict().items()}
     header = {"gangal": json.dumps({"format": STAGE_FORMAT, "role": role, **metadata}, default=str)}
     with atomic_open(path, "wb") as fh:
         fh.write(save(tensors, metadata=header))
@@ -485,7 +502,13 @@ def load_generator(folder: Path, *, weights: str = "ema") -> tuple[nn.Module, di
 
 @torch.no_grad()
 def sample_chain(
-    stages: list[tuple[nn.Module, dict[str, Any]]], n: int, *, seed: int = 0, batch_size: int = 256
+    stages: list[tuple[nn.Module, dict[str, Any]]],
+    n: int,
+    *,
+    seed: int = 0,
+    batch_size: int = 256,
+    device: str | torch.device = "cpu",
+    precision: str = "float32",
 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """Draw ``n`` images through a chain: a DCGAN, then any refiners.
 
@@ -501,14 +524,17 @@ def sample_chain(
     per_stage : list of Tensor
         Each stage's output in ``[0, 1]``.
     """
+    dev = torch.device(device)
+    precision = check_precision(precision, dev)
     z = torch.randn(n, LATENT_SIZE, generator=torch.Generator().manual_seed(int(seed)))
     for network, _ in stages:
-        network.to(memory_format=torch.channels_last)
+        network.to(dev, memory_format=torch.channels_last)
     outputs: list[list[torch.Tensor]] = [[] for _ in stages]
     for start in range(0, n, batch_size):
-        x = z[start : start + batch_size]
+        x = to_device(z[start : start + batch_size], dev)
         for k, (network, _) in enumerate(stages):
-            x = (network(_channels_last(x)) + 1.0) / 2.0
-            outputs[k].append(x.clamp_(0.0, 1.0))
+            with autocast(dev, precision):
+                x = (network(_channels_last(x)).float() + 1.0) / 2.0
+            outputs[k].append(x.clamp_(0.0, 1.0).cpu())
     per_stage = [torch.cat(o) for o in outputs]
     return per_stage[-1], per_stage

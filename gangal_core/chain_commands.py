@@ -18,6 +18,7 @@ from rich.console import Console
 
 from .atomic import atomic_open, atomic_write_json
 from .config import SampleConfig, TrainConfig
+from .devices import resolve_device
 from .errors import ConfigError, GangalError
 
 __all__ = ["parse_data_options", "plan_chain", "run_sample", "run_train"]
@@ -103,7 +104,8 @@ def run_train(cfg: TrainConfig, *, progress: bool = True, console: Console | Non
     _write_real_sheets(cfg.out, source, plan)
     done = _read_chain(cfg.out)
     common = {"seed": cfg.seed, "ema_decay": cfg.ema_decay, "sample_every": cfg.sample_every,
-              "progress": progress, "cache": cfg.cache, "workers": cfg.workers}  # fmt: skip
+              "progress": progress, "cache": cfg.cache, "workers": cfg.workers,
+              "device": resolve_device(cfg.device), "precision": cfg.precision}  # fmt: skip
     for stage, n_epochs, width, batch_size in zip(plan, epochs, widths, batch_sizes, strict=True):
         folder = cfg.out / stage["name"]
         if _finished(folder, n_epochs):
@@ -201,7 +203,8 @@ def run_sample(cfg: SampleConfig, *, console: Console | None = None) -> Path:
     _check_compatible(cfg, stages)
     start = time.perf_counter()
     if cfg.chain[0] == STAGE_I:
-        images, _ = sample_chain(stages, cfg.n, seed=cfg.seed, batch_size=cfg.batch_size)
+        images, _ = sample_chain(stages, cfg.n, seed=cfg.seed, batch_size=cfg.batch_size,
+                                 device=resolve_device(cfg.device), precision=cfg.precision)  # fmt: skip
     else:
         images = _refine_real(cfg, stages)
     seconds = time.perf_counter() - start

@@ -247,6 +247,10 @@ SimulatorOption = Annotated[str, typer.Option("--simulator", "-s", help="Registe
 SeedOption = Annotated[int, typer.Option(help="Seed of the run.")]
 ResumeOption = Annotated[bool, typer.Option("--resume", help="Continue the interrupted run in --out.")]
 ProgressOption = Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")]
+DeviceOption = Annotated[str, typer.Option(help="auto (a GPU when present), cpu, cuda, cuda:N or mps.")]
+PrecisionOption = Annotated[
+    str, typer.Option(help="float32, or bf16 for mixed precision (CUDA; CPUs with bfloat16 units).")
+]
 
 
 @app.command()
@@ -265,6 +269,8 @@ def pretrain(
     seed: SeedOption = 0,
     checkpoint_every: Annotated[int, typer.Option(help="Iterations between checkpoints.")] = 500,
     resume: ResumeOption = False,
+    device: DeviceOption = "auto",
+    precision: PrecisionOption = "float32",
     progress: ProgressOption = True,
     config: ConfigOption = None,
 ) -> None:
@@ -277,7 +283,7 @@ def pretrain(
     values = {
         "simulator": simulator or None, "out": out_path, "iterations": iterations, "batch_size": batch_size,
         "recipe": recipe, "emulator_arch": emulator_arch, "critic_arch": critic_arch, "seed": seed,
-        "checkpoint_every": checkpoint_every, "resume": resume,
+        "checkpoint_every": checkpoint_every, "resume": resume, "device": device, "precision": precision,
     }  # fmt: skip
     cfg = resolve_config(
         PretrainConfig, command_line=_typed(ctx, values), config_file=config, section="pretrain"
@@ -336,6 +342,8 @@ def calibrate(
     seed: SeedOption = 0,
     checkpoint_every: Annotated[int, typer.Option(help="Iterations between checkpoints.")] = 500,
     resume: ResumeOption = False,
+    device: DeviceOption = "auto",
+    precision: PrecisionOption = "float32",
     progress: ProgressOption = True,
     config: ConfigOption = None,
 ) -> None:
@@ -351,7 +359,7 @@ def calibrate(
         "pretrain_iterations": pretrain_iterations, "batch_size": batch_size, "recipe": recipe,
         "pretrain_recipe": pretrain_recipe, "discriminator_input": discriminator_input,
         "emulator_arch": emulator_arch, "critic_arch": critic_arch, "n_samples": n_samples, "seed": seed,
-        "checkpoint_every": checkpoint_every, "resume": resume,
+        "checkpoint_every": checkpoint_every, "resume": resume, "device": device, "precision": precision,
     }  # fmt: skip
     typed = _typed(ctx, values)
     if "out" not in typed and simulator:
@@ -459,6 +467,8 @@ def train(
         int | None, typer.Option(help="Decoding threads (default: one per core).", show_default=False)
     ] = None,
     resume: ResumeOption = False,
+    device: DeviceOption = "auto",
+    precision: PrecisionOption = "float32",
     progress: ProgressOption = True,
     config: ConfigOption = None,
 ) -> None:
@@ -473,7 +483,7 @@ def train(
         "epochs": epochs, "width": width, "batch_size": batch_size, "resolution": resolution, "seed": seed,
         "label_smoothing": label_smoothing, "spatial_dropout": spatial_dropout,
         "dropout_from_epoch": dropout_from_epoch, "sample_every": sample_every, "ema_decay": ema_decay,
-        "cache": cache, "workers": workers, "resume": resume,
+        "cache": cache, "workers": workers, "resume": resume, "device": device, "precision": precision,
     }  # fmt: skip
     typed = _typed(ctx, values)
     typed.setdefault("out", out_path)
@@ -500,6 +510,8 @@ def sample(
         str | None,
         typer.Option(help="Real images to refine, when --chain starts with a refiner.", show_default=False),
     ] = None,
+    device: DeviceOption = "auto",
+    precision: PrecisionOption = "float32",
     config: ConfigOption = None,
 ) -> None:
     """Draw images from a trained chain: DCGAN images refined to the last stage's resolution.
@@ -509,7 +521,8 @@ def sample(
     from .config import SampleConfig, resolve_config
 
     values = {"chain": chain, "model": model, "n": n, "out": out_path, "seed": seed, "weights": weights,
-              "batch_size": batch_size, "fits": fits, "png": png, "data": data}  # fmt: skip
+              "batch_size": batch_size, "fits": fits, "png": png, "data": data, "device": device,
+              "precision": precision}  # fmt: skip
     typed = _typed(ctx, values)
     typed.setdefault("model", model)
     typed.setdefault("out", out_path)

@@ -26,6 +26,18 @@ __all__ = ["parse_truth", "run_calibrate", "run_emulate", "run_pretrain"]
 CHECKPOINT = "checkpoint.safetensors"
 
 
+def _device(name: str) -> Any:
+    """``--device`` resolved; under torchrun each process takes the GPU of its local rank."""
+    import os
+
+    from .devices import resolve_device
+
+    device = resolve_device(name)
+    if device.type == "cuda" and device.index is None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return device
+
+
 def _prepare_folder(folder: Path, *, resume: bool, finished: str, option: str = "--out") -> None:
     if folder.exists() and not folder.is_dir():
         raise ConfigError(f"{option} {folder}: exists and is not a folder.")
@@ -42,7 +54,8 @@ def run_pretrain(cfg: PretrainConfig, *, progress: bool = True, console: Console
     from .plugins import get_registry
 
     console = console or Console()
-    shard = distributed.setup()
+    device = _device(cfg.device)
+    shard = distributed.setup(device)
     sim = get_registry().simulator(cfg.simulator)
     _prepare_folder(cfg.out, resume=cfg.resume, finished="emulator.safetensors")
     emu, path = _pretrain_into(
@@ -83,6 +96,8 @@ def _pretrain_into(
         checkpoint_every=cfg.checkpoint_every,
         resume=cfg.resume,
         progress=progress,
+        device=_device(cfg.device),
+        precision=cfg.precision,
     )
     path = folder / "emulator.safetensors"
     if not distributed.current().is_main:  # under torchrun only rank 0 writes
@@ -181,7 +196,8 @@ def run_calibrate(
 
     started = time.perf_counter()
     console = console or Console()
-    shard = distributed.setup()
+    device = _device(cfg.device)
+    shard = distributed.setup(device)
     sim = get_registry().simulator(cfg.simulator)
     _prepare_folder(cfg.out, resume=cfg.resume, finished="calibration.json")
     timing: dict[str, float] = {}
@@ -227,6 +243,8 @@ def run_calibrate(
         checkpoint_every=cfg.checkpoint_every,
         resume=cfg.resume,
         progress=progress,
+        device=device,
+        precision=cfg.precision,
     )
     timing["training"] = time.perf_counter() - t
     if not shard.is_main:  # under torchrun only rank 0 writes; every process holds the same result

@@ -61,6 +61,8 @@ class PretrainConfig(CommandConfig):
     seed: int = Field(default=0, ge=0, description="seed of the run")
     checkpoint_every: int = Field(default=500, ge=1, description="iterations between checkpoints")
     resume: bool = Field(default=False, description="continue from the checkpoint in --out")
+    device: str = Field(default="auto", description="auto, cpu, cuda, cuda:N or mps")
+    precision: Literal["float32", "bf16"] = Field(default="float32", description="bf16: mixed precision")
 
 
 class CalibrateConfig(CommandConfig):
@@ -85,6 +87,8 @@ class CalibrateConfig(CommandConfig):
     seed: int = Field(default=0, ge=0, description="seed of the run")
     checkpoint_every: int = Field(default=500, ge=1, description="iterations between checkpoints")
     resume: bool = Field(default=False, description="continue the run in --out")
+    device: str = Field(default="auto", description="auto, cpu, cuda, cuda:N or mps")
+    precision: Literal["float32", "bf16"] = Field(default="float32", description="bf16: mixed precision")
 
 
 class EmulateConfig(CommandConfig):
@@ -131,6 +135,8 @@ class TrainConfig(CommandConfig):
     cache: str = Field(default="memory", description="decoded-image cache: memory, none or a folder")
     workers: int | None = Field(default=None, ge=1, description="decoding threads (default: one per core)")
     resume: bool = Field(default=False, description="continue the run in --out")
+    device: str = Field(default="auto", description="auto, cpu, cuda, cuda:N or mps")
+    precision: Literal["float32", "bf16"] = Field(default="float32", description="bf16: mixed precision")
 
     _split = field_validator("chain", "epochs", "width", "batch_size", "data_option", mode="before")(
         classmethod(lambda cls, v: _comma_list(v) if not isinstance(v, tuple) else v)
@@ -159,6 +165,8 @@ class SampleConfig(CommandConfig):
     data: str | None = Field(
         default=None, description="real images to refine when the chain starts with a refiner"
     )
+    device: str = Field(default="auto", description="auto, cpu, cuda, cuda:N or mps")
+    precision: Literal["float32", "bf16"] = Field(default="float32", description="bf16: mixed precision")
 
     _split = field_validator("chain", mode="before")(
         classmethod(lambda cls, v: _comma_list(v) if not isinstance(v, tuple) else v)

@@ -504,5 +504,5 @@ class ParameterGenerator(nn.Module):
 
     def sample(self, n: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
         """``n`` normalised parameter vectors."""
-        device = next(self.parameters()).device
-        return self(torch.randn(n, self.noise_size, generator=generator, device=device))
+        device = next(self.parameters()).device  # noise drawn on the CPU: the same on every device
+        return self(torch.randn(n, self.noise_size, generator=generator).to(device))
