@@ -257,7 +257,7 @@ def _refine_real(cfg: SampleConfig, stages: list[tuple[Any, dict[str, Any]]]) ->
     """Refine the first ``n`` real images of ``--data`` (the paper's Fig. 9)."""
     from .data import downscale_nearest, open_data_source
 
-    source = open_data_source(cfg.data)
+    source = open_data_source(cfg.data, **parse_data_options(cfg.data_option))
     side = stages[0][1]["config"]["input_resolution"]
     n = min(cfg.n, len(source))
     raw = np.stack([downscale_nearest(np.asarray(source.read(i)), side) for i in range(n)])

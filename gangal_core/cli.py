@@ -510,6 +510,10 @@ def sample(
         str | None,
         typer.Option(help="Real images to refine, when --chain starts with a refiner.", show_default=False),
     ] = None,
+    data_option: Annotated[
+        list[str] | None,
+        typer.Option(help="KEY=VALUE for the --data source (repeatable).", show_default=False),
+    ] = None,
     device: DeviceOption = "auto",
     precision: PrecisionOption = "float32",
     config: ConfigOption = None,
@@ -521,8 +525,8 @@ def sample(
     from .config import SampleConfig, resolve_config
 
     values = {"chain": chain, "model": model, "n": n, "out": out_path, "seed": seed, "weights": weights,
-              "batch_size": batch_size, "fits": fits, "png": png, "data": data, "device": device,
-              "precision": precision}  # fmt: skip
+              "batch_size": batch_size, "fits": fits, "png": png, "data": data,
+              "data_option": tuple(data_option or ()), "device": device, "precision": precision}  # fmt: skip
     typed = _typed(ctx, values)
     typed.setdefault("model", model)
     typed.setdefault("out", out_path)

@@ -165,6 +165,7 @@ class SampleConfig(CommandConfig):
     data: str | None = Field(
         default=None, description="real images to refine when the chain starts with a refiner"
     )
+    data_option: tuple[str, ...] = Field(default=(), description="KEY=VALUE options for the data source")
     device: str = Field(default="auto", description="auto, cpu, cuda, cuda:N or mps")
     precision: Literal["float32", "bf16"] = Field(default="float32", description="bf16: mixed precision")
 

@@ -16,6 +16,7 @@ batches an uninterrupted one would.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import os
 from abc import ABC, abstractmethod
@@ -28,7 +29,7 @@ import numpy as np
 import torch
 
 from .atomic import atomic_open
-from .errors import ConfigError, GangalError
+from .errors import ConfigError, GangalError, PluginError
 
 __all__ = ["DataSource", "ImageBatches", "downscale_nearest", "open_data_source", "parse_data_spec"]
 
@@ -124,12 +125,21 @@ def open_data_source(spec: str, **options: Any) -> DataSource:
 
     name, path = parse_data_spec(spec)
     thing = get_registry().get("data_source", name)
+    try:  # an option the factory does not take is the user's mistake ...
+        inspect.signature(thing.obj).bind(path, **options)
+    except TypeError as exc:
+        raise ConfigError(f"--data {spec!r}: {exc}") from exc
+    except ValueError:  # no signature to check: let the call decide
+        pass
     try:
         source = thing.obj(path, **options)
     except GangalError:
         raise
-    except TypeError as exc:  # an option the factory does not take
-        raise ConfigError(f"--data {spec!r}: {exc}") from exc
+    except Exception as exc:  # ... anything else failing inside the factory is the plugin's
+        raise PluginError(
+            f"data source {name!r} from {thing.distribution} failed to open {spec!r}: "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
     if not isinstance(source, DataSource):
         raise GangalError(
             f"data source {name!r} from {thing.distribution} returned {type(source).__name__}, "

@@ -201,6 +201,12 @@ def _measure(
                     f"for {len(images)} images; "
                     "expected Measurements with one entry per image."
                 )
+            missing = [q for q in evaluator.quantities if q not in result.values]
+            if missing:
+                raise GangalError(
+                    f"evaluator {evaluator.name!r} declares the quantities {', '.join(evaluator.quantities)} "
+                    f"but measured no {', '.join(missing)}."
+                )
             results[name] = result
     return results
 

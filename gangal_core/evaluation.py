@@ -76,8 +76,11 @@ class Evaluator(ABC):
     """Measures physical quantities of single-band images.
 
     Subclasses set :attr:`name`, :attr:`quantities` and :attr:`units` and implement
-    :meth:`measure`.  The constructor takes keyword-only options (``method``,
-    ``workers``...); an unknown option is a ``TypeError``.
+    :meth:`measure`.  The constructor takes keyword-only options; ``gangal evaluate``
+    always passes ``method`` (default ``"fast"``) and ``workers`` (default ``None``), so
+    every evaluator must accept both, even one with a single method.  A bad value is a
+    ``ValueError``, an unknown option a ``TypeError``; the command reports either as a
+    configuration error.
 
     Attributes
     ----------
