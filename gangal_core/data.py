@@ -233,9 +233,14 @@ class ImageBatches:
         filled = Path(f"{stem}-filled.npy")
         self._filled_path = filled
         try:
-            self._filled = np.load(filled) if filled.exists() else np.zeros(len(self.source), dtype=bool)
+            if filled.exists():
+                self._filled = np.load(filled, allow_pickle=False)  # never unpickle a cache
+            else:
+                self._filled = np.zeros(len(self.source), dtype=bool)
         except (OSError, ValueError) as exc:
             raise GangalError(f"decoded cache {filled} cannot be read ({exc}); delete it, re-run.") from exc
+        if self._filled.shape != (len(self.source),) or self._filled.dtype != bool:
+            raise GangalError(f"decoded cache {filled} does not match the source; delete it and re-run.")
 
     def _decode(self, index: int) -> list[np.ndarray]:
         image = np.asarray(self.source.read(index))
