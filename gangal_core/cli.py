@@ -64,10 +64,14 @@ def typed_options(ctx: typer.Context, values: dict[str, Any]) -> dict[str, Any]:
     return typed
 
 
+_PYTHON_NAMES = {"out": "out_path", "range": "ranges"}  # options whose Python parameter is renamed
+
+
 def _typed(ctx: typer.Context, values: dict[str, Any]) -> dict[str, Any]:
-    """typed_options for commands whose --out parameter is called out_path in Python."""
-    renamed = {("out_path" if k == "out" else k): v for k, v in values.items()}
-    return {("out" if k == "out_path" else k): v for k, v in typed_options(ctx, renamed).items()}
+    """typed_options for commands whose --out (--range) parameter is out_path (ranges) in Python."""
+    renamed = {_PYTHON_NAMES.get(k, k): v for k, v in values.items()}
+    back = {v: k for k, v in _PYTHON_NAMES.items()}
+    return {back.get(k, k): v for k, v in typed_options(ctx, renamed).items()}
 
 
 def _version(value: bool) -> None:
@@ -159,6 +163,7 @@ def simulate(
     workers: Annotated[
         int | None, typer.Option(help="Threads (default: one per core).", show_default=False)
     ] = None,
+    ranges: RangeOption = None,
     config: ConfigOption = None,
 ) -> None:
     """Simulate images with a registered simulator and write them with their parameters.
@@ -180,6 +185,7 @@ def simulate(
         "shard_size": shard_size,
         "chunk_size": chunk_size,
         "workers": workers,
+        "range": tuple(ranges or ()),
     }
     cfg = resolve_config(
         SimulateConfig, command_line=_typed(ctx, values), config_file=config, section="simulate"
@@ -195,8 +201,10 @@ def _run_simulate(cfg) -> None:
     from .errors import ConfigError
     from .plugins import get_registry
     from .simulation import parse_shard, read_parameter_csv, run_simulation
+    from .simulator import parse_ranges, with_ranges
 
     sim = get_registry().simulator(cfg.simulator)
+    sim = with_ranges(sim, parse_ranges(cfg.range, sim))
     params = read_parameter_csv(cfg.params, sim) if cfg.params is not None else None
     n = cfg.n if cfg.n is not None else len(params)
     if params is not None and len(params) != n:
@@ -248,6 +256,14 @@ SeedOption = Annotated[int, typer.Option(help="Seed of the run.")]
 ResumeOption = Annotated[bool, typer.Option("--resume", help="Continue the interrupted run in --out.")]
 ProgressOption = Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")]
 DeviceOption = Annotated[str, typer.Option(help="auto (a GPU when present), cpu, cuda, cuda:N or mps.")]
+RangeOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--range",
+        help="NAME=LOW:HIGH: replace a parameter's declared range for this run (repeatable).",
+        show_default=False,
+    ),
+]
 PrecisionOption = Annotated[
     str, typer.Option(help="float32, or bf16 for mixed precision (CUDA; CPUs with bfloat16 units).")
 ]
@@ -266,6 +282,7 @@ def pretrain(
     ] = "likelihood",
     emulator_arch: Annotated[str, typer.Option(help="Registered emulator architecture.")] = "conv",
     critic_arch: Annotated[str, typer.Option(help="Registered critic architecture (Siamese).")] = "conv",
+    ranges: RangeOption = None,
     seed: SeedOption = 0,
     checkpoint_every: Annotated[int, typer.Option(help="Iterations between checkpoints.")] = 500,
     resume: ResumeOption = False,
@@ -284,6 +301,7 @@ def pretrain(
         "simulator": simulator or None, "out": out_path, "iterations": iterations, "batch_size": batch_size,
         "recipe": recipe, "emulator_arch": emulator_arch, "critic_arch": critic_arch, "seed": seed,
         "checkpoint_every": checkpoint_every, "resume": resume, "device": device, "precision": precision,
+        "range": tuple(ranges or ()),
     }  # fmt: skip
     cfg = resolve_config(
         PretrainConfig, command_line=_typed(ctx, values), config_file=config, section="pretrain"
@@ -338,6 +356,7 @@ def calibrate(
     ] = "simulated",
     emulator_arch: Annotated[str, typer.Option(help="Registered emulator architecture.")] = "conv",
     critic_arch: Annotated[str, typer.Option(help="Registered critic architecture.")] = "conv",
+    ranges: RangeOption = None,
     n_samples: Annotated[int, typer.Option(help="Best-match samples written to samples.csv.")] = 10000,
     seed: SeedOption = 0,
     checkpoint_every: Annotated[int, typer.Option(help="Iterations between checkpoints.")] = 500,
@@ -360,6 +379,7 @@ def calibrate(
         "pretrain_recipe": pretrain_recipe, "discriminator_input": discriminator_input,
         "emulator_arch": emulator_arch, "critic_arch": critic_arch, "n_samples": n_samples, "seed": seed,
         "checkpoint_every": checkpoint_every, "resume": resume, "device": device, "precision": precision,
+        "range": tuple(ranges or ()),
     }  # fmt: skip
     typed = _typed(ctx, values)
     if "out" not in typed and simulator:

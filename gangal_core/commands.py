@@ -26,6 +26,15 @@ __all__ = ["parse_truth", "run_calibrate", "run_emulate", "run_pretrain"]
 CHECKPOINT = "checkpoint.safetensors"
 
 
+def _simulator(cfg: Any) -> Any:
+    """The registered simulator, with the run's ``--range`` overrides."""
+    from .plugins import get_registry
+    from .simulator import parse_ranges, with_ranges
+
+    sim = get_registry().simulator(cfg.simulator)
+    return with_ranges(sim, parse_ranges(cfg.range, sim))
+
+
 def _device(name: str) -> Any:
     """``--device`` resolved; under torchrun each process takes the GPU of its local rank."""
     import os
@@ -51,12 +60,11 @@ def _prepare_folder(folder: Path, *, resume: bool, finished: str, option: str = 
 
 def run_pretrain(cfg: PretrainConfig, *, progress: bool = True, console: Console | None = None) -> Path:
     """``gangal pretrain``: train an emulator and write ``OUT/emulator.safetensors``."""
-    from .plugins import get_registry
 
     console = console or Console()
     device = _device(cfg.device)
     shard = distributed.setup(device)
-    sim = get_registry().simulator(cfg.simulator)
+    sim = _simulator(cfg)
     _prepare_folder(cfg.out, resume=cfg.resume, finished="emulator.safetensors")
     emu, path = _pretrain_into(
         cfg.out, sim, cfg, iterations=cfg.iterations, recipe=cfg.recipe, progress=progress
@@ -185,7 +193,6 @@ def run_calibrate(
 ) -> dict[str, Any]:
     """``gangal calibrate``: pretrain if needed, train the generator, write results and plots."""
     from .calibration import calibrate, load_emulator, summarise
-    from .plugins import get_registry
     from .report import (
         calibration_table,
         plot_generated_vs_true,
@@ -198,7 +205,12 @@ def run_calibrate(
     console = console or Console()
     device = _device(cfg.device)
     shard = distributed.setup(device)
-    sim = get_registry().simulator(cfg.simulator)
+    sim = _simulator(cfg)
+    if cfg.range and cfg.emulator is not None:
+        raise ConfigError(
+            "--range sets the ranges to pretrain over; an --emulator was pretrained over its own "
+            "ranges. Drop one of them."
+        )
     _prepare_folder(cfg.out, resume=cfg.resume, finished="calibration.json")
     timing: dict[str, float] = {}
 

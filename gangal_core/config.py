@@ -46,6 +46,9 @@ class SimulateConfig(CommandConfig):
     shard_size: int = Field(default=65536, ge=1, description="images per shard file")
     chunk_size: int = Field(default=4096, ge=1, description="images per random-number chunk")
     workers: int | None = Field(default=None, ge=1, description="threads (default: one per core)")
+    range: tuple[str, ...] = Field(
+        default=(), description="NAME=LOW:HIGH: replace a parameter's declared range"
+    )
 
 
 class PretrainConfig(CommandConfig):
@@ -58,6 +61,9 @@ class PretrainConfig(CommandConfig):
     recipe: Literal["likelihood", "paper"] = Field(default="likelihood", description="pretraining recipe")
     emulator_arch: str = Field(default="conv", description="registered emulator architecture")
     critic_arch: str = Field(default="conv", description="registered critic architecture (Siamese)")
+    range: tuple[str, ...] = Field(
+        default=(), description="NAME=LOW:HIGH: replace a parameter's declared range"
+    )
     seed: int = Field(default=0, ge=0, description="seed of the run")
     checkpoint_every: int = Field(default=500, ge=1, description="iterations between checkpoints")
     resume: bool = Field(default=False, description="continue from the checkpoint in --out")
@@ -83,6 +89,9 @@ class CalibrateConfig(CommandConfig):
     discriminator_input: Literal["simulated", "emulated"] = Field(default="simulated")
     emulator_arch: str = Field(default="conv", description="registered emulator architecture")
     critic_arch: str = Field(default="conv", description="registered critic architecture")
+    range: tuple[str, ...] = Field(
+        default=(), description="NAME=LOW:HIGH: replace a parameter's declared range"
+    )
     n_samples: int = Field(default=10000, ge=2, description="best-match samples to write")
     seed: int = Field(default=0, ge=0, description="seed of the run")
     checkpoint_every: int = Field(default=500, ge=1, description="iterations between checkpoints")

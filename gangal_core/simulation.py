@@ -174,6 +174,8 @@ def _run_key(simulator: Simulator, plan: SimulationPlan, params_digest: str | No
         "simulator": simulator.name,
         "image_shape": list(simulator.image_shape),
         "parameter_names": list(simulator.parameter_names()),
+        # uniform draws depend on the ranges, which --range may change: part of the identity
+        "parameter_ranges": {p.name: [p.low, p.high] for p in simulator.parameters},
         "n": plan.n,
         "seed": plan.seed,
         "chunk_size": plan.chunk_size,
