@@ -184,3 +184,29 @@ def test_chain_training_killed_at_random_moments_resumes_bit_for_bit(tmp_path) -
         assert files, name
         for ref in files:
             _assert_same_tensors(ref, out / ref.relative_to(reference))
+
+
+@pytest.mark.slow
+def test_simulate_killed_mid_run_keeps_only_whole_shards_and_finishes_identically(tmp_path) -> None:
+    args = ["simulate", "--simulator", "circle", "-n", "131072", "--seed", "3", "--shard-size", "8192"]
+    reference = tmp_path / "reference"
+    _run(_gangal(args, reference))
+    out = tmp_path / "run"
+    proc = subprocess.Popen(_gangal(args, out), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while len(list(out.glob("shard-*.safetensors"))) < 3:
+        assert proc.poll() is None, "the run finished before it could be killed"
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    shards = sorted(out.glob("shard-*.safetensors"))
+    assert 3 <= len(shards) < 16, len(shards)  # killed mid-run
+    for shard in shards:  # every file that looks finished is whole
+        assert shard.read_bytes() == (reference / shard.name).read_bytes(), shard.name
+    _run(_gangal(args, out))  # the same command again finishes the run
+    finished = sorted(p.name for p in out.glob("shard-*.safetensors"))
+    assert finished == sorted(p.name for p in reference.glob("shard-*.safetensors"))
+    for name in finished:
+        assert (out / name).read_bytes() == (reference / name).read_bytes(), name
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
