@@ -29,7 +29,9 @@ from torch import nn
 from .atomic import atomic_open
 from .data import DataSource, ImageBatches
 from .devices import autocast, check_precision, to_device
-from .errors import GangalError
+from .distributed import current as current_shard
+from .distributed import global_batch_norm
+from .errors import ConfigError, GangalError
 from .gan import LATENT_SIZE, DCGANDiscriminator, DCGANGenerator, ExponentialMovingAverage, Refiner
 from .training import LossHistory, TrainingLoop
 
@@ -116,6 +118,10 @@ class GANTrainer:
     ) -> None:
         self.device = torch.device(device)
         self.precision = check_precision(precision, self.device)
+        self.shard = current_shard()
+        # under torchrun, batch statistics over the global batch, as one process computes them
+        generator = global_batch_norm(generator, self.device)
+        discriminator = global_batch_norm(discriminator, self.device)
         # channels-last convolutions run 3-5x faster on CPU for the refiner (benchmarks/RESULTS.md)
         generator.to(self.device, memory_format=torch.channels_last)
         discriminator.to(self.device, memory_format=torch.channels_last)
@@ -172,16 +178,19 @@ class GANTrainer:
         self._position = (epoch, b + 1)
         dev, mixed = self.device, autocast(self.device, self.precision)
         real = _channels_last(to_device(self.real_images(batch), dev))
+        generator_input = to_device(self.generator_input(batch), dev)
+        real_labels = to_device(self.real_labels(len(real)), dev)
         with mixed:
-            fake = self.generator(_channels_last(to_device(self.generator_input(batch), dev)))
+            fake = self.generator(_channels_last(generator_input))
 
             self.opt_d.zero_grad(set_to_none=True)
             real_logits = self.discriminator(real).float()
             fake_logits = self.discriminator(fake.detach()).float()
         loss_d = F.binary_cross_entropy_with_logits(
-            real_logits, to_device(self.real_labels(len(real)), dev)
+            real_logits, real_labels
         ) + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
         loss_d.backward()
+        self.shard.average_gradients(self.discriminator.parameters())
         self.opt_d.step()
 
         self.opt_g.zero_grad(set_to_none=True)
@@ -189,12 +198,14 @@ class GANTrainer:
             fake_logits = self.discriminator(fake).float()
         loss_g, parts = self.generator_loss(fake_logits, fake.float(), real)
         loss_g.backward()
+        self.shard.average_gradients(self.generator.parameters())
         self.opt_g.step()
         self.ema.update()
 
         losses = {"D": float(loss_d.detach()), "G": float(loss_g.detach()), **parts}
         self.history.add(iteration, losses)
-        if b == len(self.batches) - 1 and ((epoch + 1) % self.sample_every == 0 or epoch + 1 == self.epochs):
+        last = b == len(self.batches) - 1
+        if last and self.shard.is_main and ((epoch + 1) % self.sample_every == 0 or epoch + 1 == self.epochs):
             self.save_grid(epoch + 1)
         return losses
 
@@ -253,7 +264,8 @@ class GANTrainer:
         images = self.epochs * len(self.batches) * self.batches.batch_size
         result = StageResult(self.folder, self.epochs, loop.seconds, images / max(loop.seconds, 1e-9),
                              self.history)  # fmt: skip
-        self.write(result)
+        if self.shard.is_main:  # under torchrun only rank 0 writes
+            self.write(result)
         return result
 
     def write(self, result: StageResult) -> None:
@@ -285,6 +297,18 @@ class GANTrainer:
         images = self.ema.model(_channels_last(to_device(self.grid_input(), self.device))).float().cpu()
         (self.folder / "samples").mkdir(parents=True, exist_ok=True)
         save_contact_sheet(self.folder / "samples" / f"epoch-{epoch:04d}.png", (images + 1) / 2)
+
+
+def _my_rows(batch_size: int) -> slice:
+    """This process's rows of every global batch (all of them outside torchrun)."""
+    shard = current_shard()
+    if batch_size % shard.world_size:
+        raise ConfigError(
+            f"--batch-size {batch_size}: cannot be shared by {shard.world_size} processes; "
+            f"use a multiple of {shard.world_size}."
+        )
+    per = batch_size // shard.world_size
+    return slice(shard.rank * per, (shard.rank + 1) * per)
 
 
 def _channels_last(x: torch.Tensor) -> torch.Tensor:
@@ -340,7 +364,7 @@ class DCGANTrainer(GANTrainer):
         disc = DCGANDiscriminator(resolution=resolution, width=width, channels=source.channels,
                                   spatial_dropout=spatial_dropout in ("discriminator", "both"))  # fmt: skip
         batches = ImageBatches(source, resolutions=(resolution,), batch_size=batch_size, seed=seed,
-                               cache=cache, workers=workers)  # fmt: skip
+                               cache=cache, workers=workers, rows=_my_rows(batch_size))  # fmt: skip
         self.label_smoothing = float(label_smoothing)
         self.dropout_from_epoch = dropout_from_epoch
         self.options = {"label_smoothing": self.label_smoothing, "spatial_dropout": spatial_dropout,
@@ -348,14 +372,18 @@ class DCGANTrainer(GANTrainer):
         super().__init__(gen, disc, batches, **options)
         self._grid_z = torch.randn(GRID_SIZE, LATENT_SIZE, generator=torch.Generator().manual_seed(seed + 1))
 
+    # noise and labels are drawn for the whole global batch, then this process's rows are
+    # kept: the random stream does not depend on the number of processes
     def generator_input(self, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
-        return torch.randn(len(batch[0]), LATENT_SIZE, generator=self.noise)
+        z = torch.randn(self.batches.batch_size, LATENT_SIZE, generator=self.noise)
+        return z[self.batches.rows]
 
     def real_labels(self, n: int) -> torch.Tensor:
         if not self.label_smoothing:
             return torch.ones(n)
         d = self.label_smoothing
-        return 1.0 - d + 2.0 * d * torch.rand(n, generator=self.noise)
+        labels = 1.0 - d + 2.0 * d * torch.rand(self.batches.batch_size, generator=self.noise)
+        return labels[self.batches.rows]
 
     def on_epoch_start(self, epoch: int) -> None:
         on = self.dropout_from_epoch is not None and epoch + 1 >= self.dropout_from_epoch
@@ -407,6 +435,7 @@ class RefinerTrainer(GANTrainer):
             seed=seed,
             cache=cache,
             workers=workers,
+            rows=_my_rows(batch_size or refiner.batch_size),
         )
         super().__init__(refiner.build_generator(), refiner.build_discriminator(), batches,
                          betas=refiner.betas, **options)  # fmt: skip

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from rich.console import Console
 
+from . import distributed
 from .atomic import atomic_open, atomic_write_json
 from .config import SampleConfig, TrainConfig
 from .devices import resolve_device
@@ -94,6 +95,10 @@ def run_train(cfg: TrainConfig, *, progress: bool = True, console: Console | Non
     from .data import open_data_source
 
     console = console or Console()
+    device = distributed.process_device(resolve_device(cfg.device))
+    shard = distributed.setup(device)
+    if not shard.is_main:  # under torchrun only rank 0 writes and prints
+        console = Console(quiet=True)
     plan = plan_chain(cfg.chain, resolution=cfg.resolution)
     epochs = [n or (DEFAULT_EPOCHS[0] if s["kind"] == "dcgan" else DEFAULT_EPOCHS[1])
               for n, s in zip(_per_stage(cfg.epochs, cfg.chain, "--epochs"), plan, strict=True)]  # fmt: skip
@@ -101,11 +106,12 @@ def run_train(cfg: TrainConfig, *, progress: bool = True, console: Console | Non
     batch_sizes = _per_stage(cfg.batch_size, cfg.chain, "--batch-size")
     _prepare_model_folder(cfg.out, resume=cfg.resume)
     source = open_data_source(cfg.data, **parse_data_options(cfg.data_option))
-    _write_real_sheets(cfg.out, source, plan)
+    if shard.is_main:
+        _write_real_sheets(cfg.out, source, plan)
     done = _read_chain(cfg.out)
     common = {"seed": cfg.seed, "ema_decay": cfg.ema_decay, "sample_every": cfg.sample_every,
               "progress": progress, "cache": cfg.cache, "workers": cfg.workers,
-              "device": resolve_device(cfg.device), "precision": cfg.precision}  # fmt: skip
+              "device": device, "precision": cfg.precision}  # fmt: skip
     for stage, n_epochs, width, batch_size in zip(plan, epochs, widths, batch_sizes, strict=True):
         folder = cfg.out / stage["name"]
         if _finished(folder, n_epochs):
@@ -131,8 +137,10 @@ def run_train(cfg: TrainConfig, *, progress: bool = True, console: Console | Non
         done[stage["name"]] = {"folder": stage["name"], "epochs": n_epochs,
                                "images_per_second": round(result.images_per_second, 2),
                                "seconds": round(result.seconds, 1)}  # fmt: skip
-        atomic_write_json(cfg.out / "chain.json", {"format": CHAIN_FORMAT, "stages": done,
-                                                   "data": source.describe()})  # fmt: skip
+        if shard.is_main:
+            atomic_write_json(cfg.out / "chain.json", {"format": CHAIN_FORMAT, "stages": done,
+                                                       "data": source.describe()})  # fmt: skip
+        shard.barrier()
         console.print(
             f"{stage['name']}: {n_epochs} epochs in {result.seconds:.0f} s "
             f"({result.images_per_second:,.1f} images/s) -> {folder}",

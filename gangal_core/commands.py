@@ -37,14 +37,9 @@ def _simulator(cfg: Any) -> Any:
 
 def _device(name: str) -> Any:
     """``--device`` resolved; under torchrun each process takes the GPU of its local rank."""
-    import os
-
     from .devices import resolve_device
 
-    device = resolve_device(name)
-    if device.type == "cuda" and device.index is None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-    return device
+    return distributed.process_device(resolve_device(name))
 
 
 def _prepare_folder(folder: Path, *, resume: bool, finished: str, option: str = "--out") -> None:

@@ -173,6 +173,10 @@ class ImageBatches:
         source; ``"none"`` decodes every time.
     workers : int, optional
         Decoding threads (default: one per core).
+    rows : slice, optional
+        Under ``torchrun``: this process's rows of every global batch; only they are read
+        and decoded (default: all rows).  The batches themselves, their order and flips do
+        not depend on it.
     """
 
     def __init__(
@@ -185,6 +189,7 @@ class ImageBatches:
         flips: bool = True,
         cache: str | os.PathLike = "memory",
         workers: int | None = None,
+        rows: slice | None = None,
     ) -> None:
         if batch_size < 1 or batch_size > len(source):
             raise ConfigError(
@@ -195,6 +200,7 @@ class ImageBatches:
         self.batch_size = int(batch_size)
         self.seed = int(seed)
         self.flips = flips
+        self.rows = rows or slice(0, self.batch_size)
         self.workers = workers or os.cpu_count() or 1
         self._pool: ThreadPoolExecutor | None = None
         self._cache: dict[int, np.ndarray] | None = None
@@ -293,11 +299,10 @@ class ImageBatches:
         order = rng.permutation(len(self.source))
         flip = rng.random((len(self.source), 2)) < 0.5
         for b in range(start, len(self)):
-            idx = order[b * self.batch_size : (b + 1) * self.batch_size]
-            arrays = self._gather(idx)
-            yield tuple(
-                self._to_tensor(a, flip[b * self.batch_size : (b + 1) * self.batch_size]) for a in arrays
-            )
+            first = b * self.batch_size
+            mine = slice(first + self.rows.start, first + self.rows.stop)
+            arrays = self._gather(order[mine])
+            yield tuple(self._to_tensor(a, flip[mine]) for a in arrays)
 
     def _to_tensor(self, images: np.ndarray, flip: np.ndarray) -> torch.Tensor:
         t = torch.from_numpy(np.ascontiguousarray(images))

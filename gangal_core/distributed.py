@@ -27,7 +27,15 @@ import torch
 
 from .errors import ConfigError
 
-__all__ = ["SIMULATION_BLOCK", "Shard", "current", "setup"]
+__all__ = [
+    "SIMULATION_BLOCK",
+    "GlobalBatchNorm2d",
+    "Shard",
+    "current",
+    "global_batch_norm",
+    "process_device",
+    "setup",
+]
 
 SIMULATION_BLOCK = 32  # rows simulated with one seed; the unit of work a process takes
 
@@ -90,6 +98,13 @@ def current() -> Shard:
     return Shard()
 
 
+def process_device(device: torch.device) -> torch.device:
+    """``device``, with a bare ``cuda`` under torchrun meaning this process's GPU (LOCAL_RANK)."""
+    if device.type == "cuda" and device.index is None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return device
+
+
 def setup(device: str = "cpu") -> Shard:
     """Join the process group that ``torchrun`` describes in the environment, if any.
 
@@ -100,3 +115,67 @@ def setup(device: str = "cpu") -> Shard:
         backend = "nccl" if str(device).startswith("cuda") else "gloo"
         torch.distributed.init_process_group(backend=backend)
     return current()
+
+
+class _AllReduceSum(torch.autograd.Function):
+    """Sum over the processes, differentiable: each process's gradient is summed back too."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        y = x.clone()
+        torch.distributed.all_reduce(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.clone()
+        torch.distributed.all_reduce(grad)
+        return grad
+
+
+class GlobalBatchNorm2d(torch.nn.BatchNorm2d):
+    """Batch normalisation over the global batch of every process, on any device.
+
+    :class:`torch.nn.SyncBatchNorm` does this on GPUs only; this one sums each channel's
+    count, sum and sum of squares over the processes with an autograd-aware all-reduce,
+    so forward and backward see the statistics one process would see with the whole
+    batch.  Outside training, or in one process, it is a plain ``BatchNorm2d``.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or current().world_size == 1:
+            return super().forward(x)
+        c = x.shape[1]
+        count = torch.full((1,), x.numel() / c, dtype=x.dtype, device=x.device)
+        stats = _AllReduceSum.apply(torch.cat([x.sum((0, 2, 3)), x.square().sum((0, 2, 3)), count]))
+        n = stats[-1]
+        mean = stats[:c] / n
+        var = (stats[c : 2 * c] / n - mean.square()).clamp_min(0.0)
+        if self.track_running_stats and self.running_mean is not None:
+            with torch.no_grad():
+                m = self.momentum if self.momentum is not None else 0.1
+                self.running_mean.mul_(1 - m).add_(mean.detach(), alpha=m)
+                self.running_var.mul_(1 - m).add_(var.detach() * (n / (n - 1)), alpha=m)
+                self.num_batches_tracked.add_(1)
+        y = (x - mean[None, :, None, None]) * torch.rsqrt(var + self.eps)[None, :, None, None]
+        if self.affine:
+            y = y * self.weight[None, :, None, None] + self.bias[None, :, None, None]
+        return y
+
+
+def global_batch_norm(module: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """``module`` with every ``BatchNorm2d`` normalising over the global batch (torchrun only)."""
+    if current().world_size == 1:
+        return module
+    if device.type == "cuda":
+        return torch.nn.SyncBatchNorm.convert_sync_batchnorm(module)
+    for name, child in module.named_children():
+        if type(child) is torch.nn.BatchNorm2d:
+            new = GlobalBatchNorm2d(
+                child.num_features, child.eps, child.momentum, child.affine, child.track_running_stats
+            )
+            new.load_state_dict(child.state_dict())
+            setattr(module, name, new)
+        else:
+            global_batch_norm(child, device)
+    return module
