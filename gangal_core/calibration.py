@@ -36,16 +36,25 @@ import copy
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    model_validator,
+)
 from torch.nn import functional as F
 
 from .atomic import atomic_open
 from .devices import autocast, check_precision, to_device
 from .distributed import current as current_shard
-from .errors import ConfigError
+from .errors import ConfigError, PluginError
 from .networks import (
     Discriminator,
     Emulator,
@@ -54,8 +63,9 @@ from .networks import (
     ParameterGenerator,
     Siamese,
 )
-from .simulator import Simulator
+from .simulator import Simulator, call_simulator
 from .training import LossHistory, TrainingLoop
+from .weights import load_checked
 
 __all__ = [
     "PRETRAIN_RECIPES",
@@ -192,8 +202,53 @@ def save_emulator(emulator: TrainedEmulator, folder: Path) -> Path:
     return path
 
 
+PositiveStrictInt = Annotated[StrictInt, Field(gt=0)]
+
+
+class _ParameterEntry(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    name: StrictStr
+    low: float = Field(allow_inf_nan=False)
+    high: float = Field(allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> _ParameterEntry:
+        if not self.low < self.high:
+            raise ValueError(f"parameter {self.name!r}: low {self.low} is not below high {self.high}")
+        return self
+
+
+class _NetworkEntry(BaseModel):
+    arch: StrictStr
+    options: dict[str, Any]
+
+
+class _ScaleEntry(BaseModel):
+    offset: float = Field(allow_inf_nan=False)
+    scale: float = Field(gt=0, allow_inf_nan=False)
+
+
+class _EmulatorMetadata(BaseModel):
+    """What :func:`save_emulator` writes; a file's metadata is checked against it before use."""
+
+    format: Literal["gangal-emulator/1"]
+    simulator: StrictStr
+    parameters: list[_ParameterEntry] = Field(min_length=1)
+    image_shape: tuple[PositiveStrictInt, PositiveStrictInt, PositiveStrictInt]
+    arch: StrictStr
+    options: dict[str, Any]
+    scale: _ScaleEntry
+    info: dict[str, Any] = Field(default_factory=dict)
+    estimator: _NetworkEntry | None = None
+
+
 def load_emulator(path: Path, *, registry: Any = None) -> TrainedEmulator:
-    """Load an emulator saved by :func:`save_emulator` (a folder or the ``.safetensors`` file)."""
+    """Load an emulator saved by :func:`save_emulator` (a folder or the ``.safetensors`` file).
+
+    The metadata is checked, the networks it describes are compared with the tensors before
+    any memory is given to them, and the weights must fit, be float32 and finite: every
+    problem is a :class:`ConfigError` naming the file.
+    """
     from safetensors import SafetensorError, safe_open
 
     from .plugins import get_registry
@@ -207,47 +262,49 @@ def load_emulator(path: Path, *, registry: Any = None) -> TrainedEmulator:
     try:
         with safe_open(str(file), framework="pt") as fh:
             meta_text = (fh.metadata() or {}).get("gangal")
-            state = {k: fh.get_tensor(k) for k in fh.keys()}
     except (SafetensorError, OSError, ValueError) as exc:
         raise ConfigError(f"--emulator {file}: not a readable safetensors file ({exc}).") from exc
     try:
-        meta = json.loads(meta_text or "")
-        if meta.get("format") != FORMAT:
-            raise ValueError(f"format {meta.get('format')!r}")
-    except (ValueError, AttributeError) as exc:
+        raw = json.loads(meta_text or "")
+        if not isinstance(raw, dict) or raw.get("format") != FORMAT:
+            found = raw.get("format") if isinstance(raw, dict) else type(raw).__name__
+            raise ValueError(f"found format {found!r}")
+        meta = _EmulatorMetadata.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:5])
+        raise ConfigError(f"--emulator {file}: its gangal metadata is damaged ({problems}).") from None
+    except (ValueError, RecursionError) as exc:
         raise ConfigError(
             f"--emulator {file}: not a gangal emulator (expected metadata format {FORMAT!r}; {exc})."
         ) from None
     registry = registry or get_registry()
-    arch = registry.get("emulator", meta["arch"]).obj
-    network = arch(tuple(meta["image_shape"]), len(meta["parameters"]), **meta["options"])
-    estimator = None
-    est_state = {k[len("estimator.") :]: state.pop(k) for k in list(state) if k.startswith("estimator.")}
     try:
-        if "estimator" in meta:
-            critic_cls = registry.get("critic", meta["estimator"]["arch"]).obj
-            critic = critic_cls(tuple(meta["image_shape"]), **meta["estimator"]["options"])
-            estimator = ParameterEstimator(critic, len(meta["parameters"]))
-            estimator.load_state_dict(est_state)
-            estimator.eval()
-            for p in estimator.parameters():
-                p.requires_grad_(False)
-        network.load_state_dict(state)
-    except RuntimeError as exc:
-        raise ConfigError(
-            f"--emulator {file}: the weights do not fit architecture {meta['arch']!r} ({exc})."
-        ) from None
-    network.eval()
-    for p in network.parameters():
-        p.requires_grad_(False)
+        arch = registry.get("emulator", meta.arch).obj
+        critic_cls = registry.get("critic", meta.estimator.arch).obj if meta.estimator else None
+    except PluginError as exc:
+        raise ConfigError(f"--emulator {file}: {exc}") from None
+    n_params = len(meta.parameters)
+
+    def build() -> dict[str, torch.nn.Module]:
+        networks = {"": arch(meta.image_shape, n_params, **meta.options)}
+        if meta.estimator is not None:
+            critic = critic_cls(meta.image_shape, **meta.estimator.options)
+            networks["estimator."] = ParameterEstimator(critic, n_params)
+        return networks
+
+    networks = load_checked(
+        file, build, label=f"--emulator {file}", ignore=() if meta.estimator else ("estimator.",)
+    )
+    for module in networks.values():
+        module.eval().requires_grad_(False)
     return TrainedEmulator(
-        network=network,
-        scale=ImageScale(**meta["scale"]),
-        simulator=meta["simulator"],
-        parameters=meta["parameters"],
-        arch=meta["arch"],
-        info=meta.get("info", {}),
-        estimator=estimator,
+        network=networks[""],
+        scale=ImageScale(offset=meta.scale.offset, scale=meta.scale.scale),
+        simulator=meta.simulator,
+        parameters=[p.model_dump() for p in meta.parameters],
+        arch=meta.arch,
+        info=meta.info,
+        estimator=networks.get("estimator."),
     )
 
 
@@ -268,8 +325,10 @@ def _simulate_normalised(
     simulator: Simulator, emu: TrainedEmulator, u: torch.Tensor, generator: torch.Generator
 ) -> torch.Tensor:
     with torch.no_grad():
-        images = simulator.simulate(emu.to_physical(u.detach().cpu()), generator=generator)
-        return emu.scale.normalise(images.float())
+        images = call_simulator(
+            simulator, emu.to_physical(u.detach().cpu()), generator=generator, where="a training batch"
+        )
+        return emu.scale.normalise(images)
 
 
 def _block_seeds(n_blocks: int, generator: torch.Generator) -> torch.Tensor:
@@ -388,7 +447,12 @@ def pretrain(
     P = len(simulator.parameters)
     arch = _network_class(registry, "emulator", emulator_arch)
     network = arch(tuple(simulator.image_shape), P, **(emulator_options or {})).to(dev)
-    pilot = simulator.simulate(simulator.sample_uniform(4096, generator=gen), generator=gen)
+    pilot = call_simulator(
+        simulator,
+        simulator.sample_uniform(4096, generator=gen),
+        generator=gen,
+        where="the pretraining pilot batch",
+    )
     emu = TrainedEmulator(
         network=network,
         scale=ImageScale.fit(pilot),
@@ -599,8 +663,11 @@ def make_true_set(
         params = torch.where(bad, redraw, params)
     params = torch.minimum(torch.maximum(params, lo), hi)
     images = torch.cat(
-        [simulator.simulate(params[i : i + 4096], generator=gen) for i in range(0, n, 4096)]
-    ).float()
+        [
+            call_simulator(simulator, params[i : i + 4096], generator=gen, where="the true set")
+            for i in range(0, n, 4096)
+        ]
+    )
     return params, images
 
 

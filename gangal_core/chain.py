@@ -31,9 +31,10 @@ from .data import DataSource, ImageBatches
 from .devices import autocast, check_precision, to_device
 from .distributed import current as current_shard
 from .distributed import global_batch_norm
-from .errors import ConfigError, GangalError
+from .errors import ConfigError, GangalError, PluginError
 from .gan import LATENT_SIZE, DCGANDiscriminator, DCGANGenerator, ExponentialMovingAverage, Refiner
 from .training import LossHistory, TrainingLoop
+from .weights import load_checked
 
 __all__ = [
     "STAGE_FORMAT",
@@ -509,23 +510,37 @@ def load_generator(folder: Path, *, weights: str = "ema") -> tuple[nn.Module, di
     weights : {"ema", "raw"}, optional
         The moving-average weights (default) or the last training step's.
     """
-    from safetensors.torch import load_file
-
     from .plugins import get_registry
 
     if weights not in ("ema", "raw"):
         raise GangalError(f"--weights {weights!r}: expected ema or raw.")
     path = Path(folder) / ("generator-ema.safetensors" if weights == "ema" else "generator.safetensors")
     meta = read_stage_metadata(path)
-    if meta.get("stage") == "dcgan":
-        network: nn.Module = DCGANGenerator(**meta["generator"])
-    else:
-        refiner_cls = get_registry().get("refiner", meta["refiner"]).obj
-        network = refiner_cls(**meta["config"]).build_generator()
+    stage = meta.get("stage")
     try:
-        network.load_state_dict(load_file(str(path)))
-    except RuntimeError as exc:
-        raise GangalError(f"{path}: weights do not fit the network its metadata describes ({exc}).") from exc
+        if stage == "dcgan":
+            options = meta.get("generator")
+            if not isinstance(options, dict):
+                raise GangalError(f"{path}: its metadata has no generator options (found {options!r}).")
+
+            def build() -> dict[str, nn.Module]:
+                return {"": DCGANGenerator(**options)}
+
+        else:
+            refiner, config = meta.get("refiner"), meta.get("config")
+            if not isinstance(refiner, str) or not isinstance(config, dict):
+                raise GangalError(
+                    f"{path}: stage {stage!r} is not dcgan, so its metadata must name a refiner and its "
+                    f"config; found refiner={refiner!r}, config={config!r}."
+                )
+            refiner_cls = get_registry().get("refiner", refiner).obj
+
+            def build() -> dict[str, nn.Module]:
+                return {"": refiner_cls(**config).build_generator()}
+
+    except PluginError as exc:
+        raise GangalError(f"{path}: {exc}") from None
+    network = load_checked(path, build, label=str(path), error=GangalError)[""]
     return network.eval().requires_grad_(False), meta
 
 

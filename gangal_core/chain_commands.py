@@ -209,6 +209,13 @@ def run_sample(cfg: SampleConfig, *, console: Console | None = None) -> Path:
         raise ConfigError(f"--model {cfg.model}: no such folder; train one with gangal train --out.")
     stages = [load_generator(cfg.model / name, weights=cfg.weights) for name in cfg.chain]
     _check_compatible(cfg, stages)
+    if cfg.chain[0] == STAGE_I:  # every stage's images are held at once: one image tells their size
+        from .gan import LATENT_SIZE
+        from .limits import check_fits_in_memory
+
+        _, per_stage = sample_chain(stages, 1, seed=cfg.seed)
+        per_image = 4 * (LATENT_SIZE + sum(x[0].numel() for x in per_stage))
+        check_fits_in_memory("-n", cfg.n, per_image, "images through every stage")
     start = time.perf_counter()
     if cfg.chain[0] == STAGE_I:
         images, _ = sample_chain(stages, cfg.n, seed=cfg.seed, batch_size=cfg.batch_size,

@@ -167,8 +167,10 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[Any, dict[str, Any]]:
     try:
         header = json.loads(data[8 : 8 + n_header])
         meta = header.get("__metadata__") or {}
-    except (ValueError, AttributeError) as exc:
-        raise _refuse(path, f"its header is not valid JSON ({exc})") from None
+    except (ValueError, AttributeError, RecursionError) as exc:
+        raise _refuse(path, f"its header is not valid JSON ({type(exc).__name__}: {exc})") from None
+    if not isinstance(meta, dict):
+        raise _refuse(path, f"its metadata is a JSON {type(meta).__name__}, not an object")
     if meta.get("format") != CHECKPOINT_FORMAT:
         raise _refuse(path, f"format {meta.get('format')!r}, expected {CHECKPOINT_FORMAT!r}")
     try:
@@ -176,5 +178,5 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[Any, dict[str, Any]]:
         tree = json.loads(meta["tree"])
         extra = json.loads(meta["metadata"]) if "metadata" in meta else {}
         return _decode(tree, tensors), extra
-    except (SafetensorError, KeyError, ValueError, TypeError) as exc:
+    except (SafetensorError, KeyError, ValueError, TypeError, RecursionError) as exc:
         raise _refuse(path, f"it is damaged ({type(exc).__name__}: {exc})") from None

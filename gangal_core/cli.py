@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from . import __version__
 from .errors import GangalError
@@ -44,7 +45,9 @@ def user_errors(command):
         try:
             return command(*args, **kwargs)
         except GangalError as exc:
-            err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            # a Text, not markup: the message holds the user's paths and a plugin's words verbatim,
+            # "[bold]data.csv", "a:smile:b" or "[/]" included
+            err.print(Text.assemble(("error:", "bold red"), " ", str(exc)), soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             err.print("[yellow]interrupted[/]: finished files are kept; re-run the same command to resume.")
@@ -211,7 +214,7 @@ def _run_simulate(cfg) -> None:
         raise ConfigError(
             f"-n {n} but --params {cfg.params} holds {len(params)} rows; give one or make them agree."
         )
-    shard = parse_shard(cfg.shard) if cfg.shard else None
+    shard = parse_shard(cfg.shard) if cfg.shard is not None else None  # --shard "" is an error
     start = time.perf_counter()
     columns = (
         TextColumn("[bold]{task.description}"),

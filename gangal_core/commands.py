@@ -157,7 +157,7 @@ def _true_set(cfg: CalibrateConfig, sim: Any) -> tuple[torch.Tensor, np.ndarray 
         )
         params = truth = None
         if cfg.true_params is not None:
-            params = read_parameter_csv(cfg.true_params, sim).astype(np.float64)
+            params = read_parameter_csv(cfg.true_params, sim, option="--true-params").astype(np.float64)
             if len(params) != images.shape[0]:
                 raise ConfigError(
                     f"--true-params {cfg.true_params}: {len(params)} rows, "
@@ -178,6 +178,10 @@ def _true_set(cfg: CalibrateConfig, sim: Any) -> tuple[torch.Tensor, np.ndarray 
             f"(true images) or --truth NAME=MEAN,STD for every parameter."
         )
     truth = {n: truth[n] for n in names}
+    from .limits import check_fits_in_memory
+
+    per_image = (int(np.prod(sim.image_shape)) + len(names)) * 4
+    check_fits_in_memory("--n-true", cfg.n_true, per_image, f"{sim.name} images and their parameters")
     params, images = make_true_set(sim, truth, n=cfg.n_true, seed=cfg.seed)
     source = "reference truth" + (" with --truth" if cfg.truth else "")
     return images, params.numpy().astype(np.float64), truth, {"source": source, "n_images": cfg.n_true}

@@ -15,6 +15,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .errors import ConfigError
 
+#: Seeds are below 2**63: torch takes 64-bit seeds, and runs derive others from theirs (seed + 7919).
+SEED_LIMIT = 2**63
+#: The commands whose options a --config file may hold in a [command] table.
+COMMANDS = ("simulate", "pretrain", "calibrate", "emulate", "train", "sample", "evaluate")
+
 __all__ = [
     "CalibrateConfig",
     "CommandConfig",
@@ -33,6 +38,14 @@ class CommandConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    @field_validator("*", mode="after")
+    @classmethod
+    def _openable_path(cls, value: Any) -> Any:
+        # a NUL reaches a path only from a TOML file, and makes every later file call raise
+        if isinstance(value, Path) and "\x00" in str(value):
+            raise ValueError(f"{str(value)!r}: a path cannot contain a NUL character")
+        return value
+
 
 class SimulateConfig(CommandConfig):
     """Options of ``gangal simulate``."""
@@ -40,7 +53,7 @@ class SimulateConfig(CommandConfig):
     simulator: str = Field(description="registered simulator name")
     n: int | None = Field(default=None, ge=1, description="number of images (default: rows of --params)")
     out: Path = Field(description="output: a path ending in .npy, or a folder of safetensors shards")
-    seed: int = Field(default=0, ge=0, description="seed of the whole run")
+    seed: int = Field(default=0, ge=0, lt=SEED_LIMIT, description="seed of the whole run")
     params: Path | None = Field(default=None, description="CSV of parameters, header = parameter names")
     shard: str | None = Field(default=None, description="i/N: write only every N-th shard, from the i-th")
     shard_size: int = Field(default=65536, ge=1, description="images per shard file")
@@ -64,7 +77,7 @@ class PretrainConfig(CommandConfig):
     range: tuple[str, ...] = Field(
         default=(), description="NAME=LOW:HIGH: replace a parameter's declared range"
     )
-    seed: int = Field(default=0, ge=0, description="seed of the run")
+    seed: int = Field(default=0, ge=0, lt=SEED_LIMIT, description="seed of the run")
     checkpoint_every: int = Field(default=500, ge=1, description="iterations between checkpoints")
     resume: bool = Field(default=False, description="continue from the checkpoint in --out")
     device: str = Field(default="auto", description="auto, cpu, cuda, cuda:N or mps")
@@ -93,7 +106,7 @@ class CalibrateConfig(CommandConfig):
         default=(), description="NAME=LOW:HIGH: replace a parameter's declared range"
     )
     n_samples: int = Field(default=10000, ge=2, description="best-match samples to write")
-    seed: int = Field(default=0, ge=0, description="seed of the run")
+    seed: int = Field(default=0, ge=0, lt=SEED_LIMIT, description="seed of the run")
     checkpoint_every: int = Field(default=500, ge=1, description="iterations between checkpoints")
     resume: bool = Field(default=False, description="continue the run in --out")
     device: str = Field(default="auto", description="auto, cpu, cuda, cuda:N or mps")
@@ -106,7 +119,7 @@ class EmulateConfig(CommandConfig):
     emulator: Path = Field(description="pretrained emulator folder or file")
     params: Path = Field(description="CSV of parameters, header = parameter names")
     out: Path = Field(description="output .npy file")
-    seed: int = Field(default=0, ge=0, description="seed of the emulator's noise")
+    seed: int = Field(default=0, ge=0, lt=SEED_LIMIT, description="seed of the emulator's noise")
     batch_size: int = Field(default=1024, ge=1, description="images per forward pass")
     precision: Literal["float32", "bfloat16"] = Field(default="float32", description="network arithmetic")
 
@@ -135,7 +148,7 @@ class TrainConfig(CommandConfig):
     )
     batch_size: tuple[int, ...] = Field(default=(), description="batch size per stage (default 32 / 64)")
     resolution: Literal[64, 128] = Field(default=64, description="DCGAN output side")
-    seed: int = Field(default=0, ge=0, description="seed of the run")
+    seed: int = Field(default=0, ge=0, lt=SEED_LIMIT, description="seed of the run")
     label_smoothing: float = Field(default=0.0, ge=0.0, lt=1.0, description="real labels in [1-d, 1+d]")
     spatial_dropout: Literal["none", "generator", "discriminator", "both"] = Field(default="none")
     dropout_from_epoch: int | None = Field(default=None, ge=1, description="discriminator dropout from epoch")
@@ -166,7 +179,7 @@ class SampleConfig(CommandConfig):
     model: Path = Field(description="model folder written by gangal train")
     n: int = Field(default=64, ge=1, description="number of images")
     out: Path = Field(description="output folder")
-    seed: int = Field(default=0, ge=0, description="seed of the noise")
+    seed: int = Field(default=0, ge=0, lt=SEED_LIMIT, description="seed of the noise")
     weights: Literal["ema", "raw"] = Field(default="ema", description="moving-average or last-step weights")
     batch_size: int = Field(default=256, ge=1, description="images per forward pass")
     fits: bool = Field(default=False, description="also write one FITS file per image")
@@ -193,7 +206,7 @@ class EvaluateConfig(CommandConfig):
     method: str = Field(default="fast", description="the evaluator's method (isophote: fast or photutils)")
     n: int | None = Field(default=1000, ge=2, description="images per set (a seeded random subset)")
     band: str = Field(default="sum", description="sum of the channels, or a channel number")
-    seed: int = Field(default=0, ge=0, description="seed of the subsets")
+    seed: int = Field(default=0, ge=0, lt=SEED_LIMIT, description="seed of the subsets")
     workers: int | None = Field(default=None, ge=1, description="processes for slow evaluators")
     n_closest: int = Field(default=8, ge=1, description="pairs shown in closest_match.png")
     resolution: int = Field(default=128, ge=8, description="side a --generated data source is resampled to")
@@ -210,10 +223,17 @@ def _load_toml(path: Path, section: str) -> dict[str, Any]:
         raise ConfigError(f"--config {path}: the file does not exist.") from None
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"--config {path}: not a readable TOML file ({exc}).") from exc
-    # a file may hold one command's options at top level, or several in [command] tables
+    # a file may hold one command's options at top level, or several in [command] tables; any
+    # other table ([simualte], [option]) is an unknown key, never silently ignored
     if section in data and isinstance(data[section], dict):
+        stray = sorted(k for k, v in data.items() if isinstance(v, dict) and k not in COMMANDS)
+        if stray:
+            raise ConfigError(
+                f"--config {path}: unknown table(s) {', '.join(stray)}; tables are named after a command "
+                f"({', '.join(COMMANDS)})."
+            )
         return dict(data[section])
-    return {k: v for k, v in data.items() if not isinstance(v, dict)}
+    return {k: v for k, v in data.items() if not (isinstance(v, dict) and k in COMMANDS)}
 
 
 def resolve_config(

@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import math
 import operator
 import os
 import warnings
@@ -53,6 +54,8 @@ SIMULATION_VERSION = 1
 
 _LONGEST_FIRST = tuple(sorted(IMAGE_SUFFIXES, key=len, reverse=True))
 _FINITE_CHUNK_VALUES = 1 << 22  # values checked for NaN/inf at a time
+#: safetensors floating-point dtypes numpy cannot hold; read through torch as float32.
+_TORCH_ONLY_DTYPES = ("BF16", "F8_E4M3", "F8_E5M2", "F8_E8M0", "F4")
 _DTYPE_KINDS = {
     "b": "booleans",
     "c": "complex numbers",
@@ -309,8 +312,36 @@ def _read_file(path: Path, req: _Request, *, one_image: bool = False) -> np.ndar
     return _read_picture(path, req)
 
 
+def _check_npy_header(fh: Any, size: int, source: Path, req: _Request) -> None:
+    """Refuse a .npy header that declares more data than the ``size`` bytes of its file hold.
+
+    Checked before numpy sees the file: numpy allocates what the header declares first.
+    """
+    version = np.lib.format.read_magic(fh)
+    if version == (1, 0):
+        shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
+    elif version == (2, 0):
+        shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
+    else:
+        return  # numpy's own reader explains other versions
+    if dtype.hasobject:
+        return  # refused by name later, never unpickled
+    declared = math.prod(shape) * dtype.itemsize
+    held = size - fh.tell()
+    if declared > held:
+        short = EOFError(f"{declared:,} bytes of data declared, {max(held, 0):,} present")
+        raise _error(
+            req,
+            source,
+            f"its header declares an array of shape {tuple(shape)} and dtype {dtype} ({declared:,} bytes) "
+            f"but the file holds {max(held, 0):,} bytes of data; it is truncated or corrupt",
+        ) from short
+
+
 def _read_npy(path: Path, req: _Request) -> np.ndarray:
     with _wrapping(req, path, ".npy"):
+        with open(path, "rb") as fh:
+            _check_npy_header(fh, os.fstat(fh.fileno()).st_size, path, req)
         try:
             arr = np.load(path, mmap_mode="r", allow_pickle=False)
         except ValueError:
@@ -333,7 +364,11 @@ def _read_npz(path: Path, req: _Request) -> np.ndarray:
         if isinstance(loaded, np.ndarray):  # a .npy array under a .npz name
             return _to_nchw(loaded, path, req)
         with loaded as archive:
-            arr = archive[_pick_key(list(archive.files), path, req, "array")]
+            key = _pick_key(list(archive.files), path, req, "array")
+            member = f"{key}.npy" if f"{key}.npy" in archive.zip.namelist() else key
+            with archive.zip.open(member) as fh:
+                _check_npy_header(fh, archive.zip.getinfo(member).file_size, path, req)
+            arr = archive[key]
         return _to_nchw(arr, path, req)
 
 
@@ -343,7 +378,11 @@ def _read_safetensors(path: Path, req: _Request) -> np.ndarray:
     with _wrapping(req, path, ".safetensors"), safe_open(str(path), framework="np") as fh:
         key = _pick_key(list(fh.keys()), path, req, "tensor")
         shape = fh.get_slice(key).get_shape()
-        if req.limit is not None and len(shape) in (3, 4) and shape[0] > req.limit:
+        dtype = fh.get_slice(key).get_dtype()
+        if dtype in _TORCH_ONLY_DTYPES:  # numpy has no such floats: read them through torch
+            with safe_open(str(path), framework="pt") as pt:
+                arr = pt.get_tensor(key).float().numpy()
+        elif req.limit is not None and len(shape) in (3, 4) and shape[0] > req.limit:
             arr = fh.get_slice(key)[: req.limit]
         else:
             arr = fh.get_tensor(key)
@@ -493,6 +532,15 @@ def _read_simulation(
     channels, height, width = manifest.image_shape
     _check_band(channels, folder, req)
     total = manifest.n if req.limit is None else min(manifest.n, req.limit)
+    needed = total * channels * height * width * 4  # float32 images, before anything is allocated
+    held = sum((folder / file).stat().st_size for file, start, _ in manifest.shards if start < total)
+    if needed > held:
+        raise _error(
+            req,
+            folder / MANIFEST_NAME,
+            f"it promises {total:,} images of {channels}x{height}x{width} pixels ({needed:,} bytes) but the "
+            f"shard files hold {held:,} bytes; it does not describe the shards beside it",
+        )
     images = np.empty((total, 1 if req.band is not None else channels, height, width), dtype=np.float32)
     params = np.empty((total, len(manifest.parameter_names)), dtype=np.float32) if with_parameters else None
     for file, start, count in manifest.shards:

@@ -20,6 +20,7 @@ import torch
 from rich.table import Table
 
 from .atomic import atomic_open, atomic_write_bytes
+from .simulator import call_simulator
 
 __all__ = [
     "calibration_table",
@@ -147,7 +148,7 @@ def plot_emulator_vs_simulator(
     plt = _plt()
     gen = torch.Generator().manual_seed(seed)
     params = simulator.sample_uniform(n, generator=gen)
-    sim = simulator.simulate(params, generator=gen).float()
+    sim = call_simulator(simulator, params, generator=gen, where="the emulator plot")
     with torch.no_grad():
         u = emulator.to_unit(params)
         mean, _ = emulator.network(u)
@@ -171,7 +172,12 @@ def plot_generated_vs_true(
     plt = _plt()
     gen = torch.Generator().manual_seed(seed)
     pick = torch.randint(0, best_params.shape[0], (n,), generator=gen)
-    made = simulator.simulate(torch.as_tensor(best_params[pick.numpy()], dtype=torch.float32), generator=gen)
+    made = call_simulator(
+        simulator,
+        torch.as_tensor(best_params[pick.numpy()], dtype=torch.float32),
+        generator=gen,
+        where="the best-match plot",
+    )
     true = true_images[torch.randint(0, true_images.shape[0], (n,), generator=gen)]
     fig, axes = plt.subplots(2, n, figsize=(1.6 * n, 3.6), squeeze=False)
     vmin = float(min(made.min(), true.min()))

@@ -14,6 +14,7 @@ import csv
 import io
 import json
 import os
+import shutil
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -25,8 +26,8 @@ import torch
 
 from . import __version__
 from .atomic import _fsync_dir, atomic_write_json
-from .errors import ConfigError, PluginError
-from .simulator import Simulator
+from .errors import ConfigError
+from .simulator import Simulator, call_simulator
 
 __all__ = ["SimulationPlan", "chunk_generator", "parse_shard", "read_parameter_csv", "run_simulation"]
 
@@ -40,7 +41,7 @@ def chunk_generator(seed: int, chunk: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(state) & (2**63 - 1))
 
 
-def read_parameter_csv(path: Path, simulator: Simulator) -> np.ndarray:
+def read_parameter_csv(path: Path, simulator: Simulator, *, option: str = "--params") -> np.ndarray:
     """Read a CSV of parameters whose header names the simulator's parameters (any order)."""
     names = list(simulator.parameter_names())
     try:
@@ -49,36 +50,36 @@ def read_parameter_csv(path: Path, simulator: Simulator) -> np.ndarray:
             header = [h.strip() for h in next(reader, [])]
             rows = [row for row in reader if row and any(cell.strip() for cell in row)]
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise ConfigError(f"--params {path}: cannot read it as CSV ({exc}).") from exc
+        raise ConfigError(f"{option} {path}: cannot read it as CSV ({exc}).") from exc
     repeated = sorted({h for h in header if header.count(h) > 1})
     if repeated:
-        raise ConfigError(f"--params {path}: the header names {', '.join(repeated)} more than once.")
+        raise ConfigError(f"{option} {path}: the header names {', '.join(repeated)} more than once.")
     missing = [n for n in names if n not in header]
     extra = [h for h in header if h not in names]
     if missing or extra:
         raise ConfigError(
-            f"--params {path}: the header must name the parameters of simulator {simulator.name!r}: "
+            f"{option} {path}: the header must name the parameters of simulator {simulator.name!r}: "
             f"{', '.join(names)}. Found header {header}"
             + (f"; missing {missing}" if missing else "")
             + (f"; unknown {extra}" if extra else "")
             + "."
         )
     if not rows:
-        raise ConfigError(f"--params {path}: the file has a header but no rows of parameters.")
+        raise ConfigError(f"{option} {path}: the file has a header but no rows of parameters.")
     order = [header.index(n) for n in names]
     values = np.empty((len(rows), len(names)), dtype=np.float64)
     for i, row in enumerate(rows):
         if len(row) != len(header):
             raise ConfigError(
-                f"--params {path}, line {i + 2}: expected {len(header)} values, found {len(row)}."
+                f"{option} {path}, line {i + 2}: expected {len(header)} values, found {len(row)}."
             )
         try:
             values[i] = [float(row[j]) for j in order]
         except ValueError as exc:
-            raise ConfigError(f"--params {path}, line {i + 2}: {exc}.") from exc
+            raise ConfigError(f"{option} {path}, line {i + 2}: {exc}.") from exc
     bad = ~np.isfinite(values).all(axis=1)
     if bad.any():
-        raise ConfigError(f"--params {path}, line {int(np.argmax(bad)) + 2}: values must be finite numbers.")
+        raise ConfigError(f"{option} {path}, line {int(np.argmax(bad)) + 2}: values must be finite numbers.")
     return values.astype(np.float32)
 
 
@@ -225,25 +226,6 @@ def _prepare_folder(out: Path, key: dict, plan: SimulationPlan, simulator: Simul
     atomic_write_json(manifest_path, manifest)
 
 
-def _check_chunk(simulator: Simulator, images: object, count: int, chunk: int) -> None:
-    expected = (count, *simulator.image_shape)
-    where = f"simulator {simulator.name!r} (chunk {chunk})"
-    if not isinstance(images, torch.Tensor):
-        raise PluginError(f"{where} returned {type(images).__name__}, expected a torch.Tensor {expected}.")
-    if images.device.type != "cpu":
-        raise PluginError(
-            f"{where} returned a tensor on {images.device}; simulate() must return CPU tensors."
-        )
-    if images.dtype != torch.float32 or tuple(images.shape) != expected:
-        raise PluginError(
-            f"{where} returned {images.dtype} {tuple(images.shape)}, expected float32 {expected}."
-        )
-    if not torch.isfinite(images.sum()):  # one cheap pass; NaN and inf both propagate into the sum
-        bad = int((~torch.isfinite(images)).sum())
-        if bad:
-            raise PluginError(f"{where} returned {bad} NaN or infinite pixel values.")
-
-
 class _Writer:
     """Simulates chunks on a thread pool and routes each to its file."""
 
@@ -259,14 +241,13 @@ class _Writer:
             params = torch.from_numpy(self.params[start:stop])  # float32, made so in run_simulation
         else:
             params = self.simulator.sample_uniform(stop - start, generator=generator)
-        try:
-            images = self.simulator.simulate(params, generator=generator)
-        except Exception as exc:
-            raise PluginError(
-                f"simulator {self.simulator.name!r} raised {type(exc).__name__} on chunk {chunk} "
-                f"(images {start}-{stop - 1}): {exc}"
-            ) from exc
-        _check_chunk(self.simulator, images, stop - start, chunk)
+        images = call_simulator(
+            self.simulator,
+            params,
+            generator=generator,
+            where=f"chunk {chunk}",
+            span=f"images {start}-{stop - 1}",
+        )
         params_np = np.ascontiguousarray(params.numpy(), dtype=np.float32)
         # a view (transposed, sliced) or a tensor that needs grad is still a valid answer
         images_np = images.detach().contiguous().numpy()
@@ -390,6 +371,7 @@ def run_simulation(
         raise ConfigError(f"params must have shape ({n}, {len(simulator.parameters)}), found {params.shape}.")
     if params is not None:
         params = np.ascontiguousarray(params, dtype=np.float32)  # the contract: float32 in
+    _check_disk_space(out, n, simulator, shard)
     plan = SimulationPlan(n=n, seed=seed, chunk_size=chunk_size, shard_size=shard_size)
     digest = None
     if params is not None:
@@ -452,6 +434,19 @@ def _write_npy_sidecar(out: Path, key: dict) -> None:
             "parameters_file": out.with_suffix(".parameters.npy").name,
         },
     )
+
+
+def _check_disk_space(out: Path, n: int, simulator: Simulator, shard: tuple[int, int] | None) -> None:
+    """Refuse, before anything is written or listed, a run whose files cannot fit on the disk."""
+    per_image = (int(np.prod(simulator.image_shape)) + len(simulator.parameters)) * 4
+    needed = n * per_image // (shard[1] if shard else 1)
+    where = next((p for p in (out, *out.parents) if p.exists()), Path.cwd())
+    free = shutil.disk_usage(where).free
+    if needed > free:
+        raise ConfigError(
+            f"-n {n}: {n:,} {simulator.name} images of {per_image:,} bytes need {needed:,} bytes"
+            f"{' for this shard' if shard else ''}, and the disk holding {where} has {free:,} bytes free."
+        )
 
 
 def parse_shard(text: str) -> tuple[int, int]:

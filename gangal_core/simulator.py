@@ -16,7 +16,14 @@ from typing import ClassVar
 
 import torch
 
-__all__ = ["Parameter", "Simulator", "parse_ranges", "validate_simulator_class", "with_ranges"]
+__all__ = [
+    "Parameter",
+    "Simulator",
+    "call_simulator",
+    "parse_ranges",
+    "validate_simulator_class",
+    "with_ranges",
+]
 
 
 @dataclass(frozen=True)
@@ -249,3 +256,43 @@ def with_ranges(simulator: Simulator, ranges: dict[str, tuple[float, float]]) ->
 
     Ranged.__name__ = Ranged.__qualname__ = f"{type(inner).__name__}WithRanges"
     return Ranged()
+
+
+def call_simulator(
+    simulator: Simulator,
+    params: torch.Tensor,
+    *,
+    generator: torch.Generator,
+    where: str = "",
+    span: str = "",
+) -> torch.Tensor:
+    """``simulator.simulate(params)``, with a :class:`~gangal_core.errors.PluginError` if it misbehaves.
+
+    The error names the simulator and what it did: raised (with the exception), returned
+    something other than a CPU float32 tensor of shape ``(B, C, H, W)``, or NaN/infinite pixels.
+    ``where`` says which call it was (``"chunk 3"``, ``"a pretraining batch"``) and ``span`` which
+    images (``"images 96-127"``).
+    """
+    from .errors import PluginError
+
+    name = f"simulator {simulator.name!r}"
+    try:
+        images = simulator.simulate(params, generator=generator)
+    except Exception as exc:
+        on = (f" on {where}" if where else "") + (f" ({span})" if span else "")
+        raise PluginError(f"{name} raised {type(exc).__name__}{on}: {exc}") from exc
+    who = name + (f" ({where})" if where else "")
+    expected = (params.shape[0], *simulator.image_shape)
+    if not isinstance(images, torch.Tensor):
+        raise PluginError(f"{who} returned {type(images).__name__}, expected a torch.Tensor {expected}.")
+    if images.device.type != "cpu":
+        raise PluginError(f"{who} returned a tensor on {images.device}; simulate() must return CPU tensors.")
+    if images.dtype != torch.float32 or tuple(images.shape) != expected:
+        raise PluginError(
+            f"{who} returned {images.dtype} {tuple(images.shape)}, expected float32 {expected}."
+        )
+    if not torch.isfinite(images.sum()):  # one cheap pass; NaN and inf both propagate into the sum
+        bad = int((~torch.isfinite(images)).sum())
+        if bad:
+            raise PluginError(f"{who} returned {bad} NaN or infinite pixel values.")
+    return images

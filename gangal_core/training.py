@@ -126,8 +126,14 @@ class TrainingLoop:
                 part.unlink(missing_ok=True)
         if self.resume and self.checkpoint is not None and self.checkpoint.exists():
             saved = load_checkpoint(self.checkpoint)
-            self.load_state(saved["state"])
-            self.start, self.seconds = int(saved["iteration"]), float(saved.get("seconds", 0.0))
+            try:  # a sound checkpoint of another run (another command, other options) does not fit
+                self.load_state(saved["state"])
+                self.start, self.seconds = int(saved["iteration"]), float(saved.get("seconds", 0.0))
+            except (KeyError, IndexError, TypeError, ValueError, AttributeError, RuntimeError) as exc:
+                raise CheckpointError(
+                    f"checkpoint {self.checkpoint} cannot be resumed: it does not hold the state of this "
+                    f"run ({type(exc).__name__}: {exc}). Delete it (or choose another --out) to start afresh."
+                ) from None
         iteration = self.start
         began = time.perf_counter() - self.seconds
         bar = _progress(self.progress and current_shard().is_main)
