@@ -2,15 +2,18 @@
 # Data-parallel calibration: the default circle calibration (pretraining included) in one
 # process with 2 threads, and under torchrun in 2 processes of 1 thread, same seed, same
 # global batch, on the same 2 cores, one after the other.
-#   bash benchmarks/ddp_calibration.sh [SEED]
+#   bash benchmarks/ddp_calibration.sh [SEED] [EMULATOR_DIR]
+# With EMULATOR_DIR, both runs calibrate with that pretrained emulator (no pretraining).
 set -euo pipefail
 seed=${1:-0}
+emu=()
+if [ -n "${2:-}" ]; then emu=(--emulator "$2"); fi
 out=benchmarks/out/ddp
 rm -rf "$out"; mkdir -p "$out"
 t() { local s e; s=$(date +%s.%N); "$@" > "$out/last.log" 2>&1; e=$(date +%s.%N); python3 -c "print(f'{$e - $s:.1f}')"; }
-single=$(OMP_NUM_THREADS=2 t python -m gangal_core calibrate --simulator circle --seed "$seed" --no-progress --out "$out/single")
+single=$(OMP_NUM_THREADS=2 t python -m gangal_core calibrate --simulator circle --seed "$seed" "${emu[@]}" --no-progress --out "$out/single")
 cp "$out/last.log" "$out/single.log"
-ddp=$(OMP_NUM_THREADS=1 t python -m torch.distributed.run --standalone --nproc-per-node 2 -m gangal_core calibrate --simulator circle --seed "$seed" --no-progress --out "$out/ddp2")
+ddp=$(OMP_NUM_THREADS=1 t python -m torch.distributed.run --standalone --nproc-per-node 2 -m gangal_core calibrate --simulator circle --seed "$seed" "${emu[@]}" --no-progress --out "$out/ddp2")
 cp "$out/last.log" "$out/ddp2.log"
 echo "single process (2 threads): ${single} s; torchrun 2 processes (1 thread each): ${ddp} s"
 python3 - "$out/single/calibration.json" "$out/ddp2/calibration.json" <<'PY'
