@@ -460,6 +460,11 @@ def pretrain(
         parameters=_parameter_table(simulator),
         arch=emulator_arch,
     )
+
+    def simulate_rows(u: torch.Tensor) -> torch.Tensor:
+        """This process's rows, simulated with one seed per block drawn from the shared stream."""
+        return _simulate_blocks(simulator, emu, u, _block_seeds(n_blocks, gen)[my_seeds], block)
+
     history = LossHistory()
     models: dict[str, torch.nn.Module] = {"emulator": network}
     estimator = None
@@ -491,9 +496,7 @@ def pretrain(
 
         def step(i: int) -> dict[str, float]:
             u = (torch.rand(batch_size, P, generator=gen) * 2 - 1)[rows]
-            x = to_device(
-                _simulate_blocks(simulator, emu, u, _block_seeds(n_blocks, gen)[my_seeds], block), dev
-            )
+            x = to_device(simulate_rows(u), dev)
             u = to_device(u, dev)
             with autocast(dev, precision):
                 mean, std = network(u)
@@ -525,9 +528,8 @@ def pretrain(
 
         def step(i: int) -> dict[str, float]:
             u = (torch.rand(batch_size, P, generator=gen) * 2 - 1)[rows]
-            x1 = _simulate_blocks(simulator, emu, u, _block_seeds(n_blocks, gen)[my_seeds], block)
-            # the same parameters again
-            x2 = _simulate_blocks(simulator, emu, u, _block_seeds(n_blocks, gen)[my_seeds], block)
+            x1 = simulate_rows(u)
+            x2 = simulate_rows(u)  # the same parameters again
             eps = torch.randn((batch_size, *simulator.image_shape), generator=gen)[rows]
             same = _flip(_smoothed(batch_size, 0.7, 1.2, gen), label_flip, gen)[rows]
             differ = _flip(_smoothed(batch_size, 0.0, 0.3, gen), label_flip, gen)[rows]
@@ -830,6 +832,11 @@ def calibrate(
         )
     else:
         opt_d = torch.optim.SGD(D.parameters(), lr=0.01, momentum=0.9)
+
+    def simulate_rows(u: torch.Tensor) -> torch.Tensor:
+        """This process's rows, simulated with one seed per block drawn from the shared stream."""
+        return _simulate_blocks(simulator, emulator, u, _block_seeds(n_blocks, gen)[my_seeds], block)
+
     history = LossHistory()
     local = rows.stop - rows.start
     ones = torch.ones(local, device=dev)
@@ -849,8 +856,7 @@ def calibrate(
             mean, std = E(u)
         mean, std = mean.float(), std.float()
         if discriminator_input == "simulated":
-            seeds = _block_seeds(n_blocks, gen)[my_seeds]
-            simulated = to_device(_simulate_blocks(simulator, emulator, u, seeds, block), dev)
+            simulated = to_device(simulate_rows(u), dev)
             x_gen = simulated_with_emulator_gradient(mean, std, simulated)
         else:
             eps = torch.randn((batch_size, *mean.shape[1:]), generator=gen)[rows]
