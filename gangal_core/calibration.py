@@ -697,6 +697,8 @@ class CalibrationResult:
     generator: ParameterGenerator
     losses: dict[str, Any]
     seconds: float
+    mean_err: np.ndarray | None = None
+    std_err: np.ndarray | None = None
 
     @property
     def mean(self) -> np.ndarray:
@@ -705,6 +707,84 @@ class CalibrationResult:
     @property
     def std(self) -> np.ndarray:
         return self.samples.std(0, ddof=1)
+
+
+#: Groups of consecutive generator snapshots whose spread gives the optimisation error.
+ERROR_GROUPS = 5
+
+
+def snapshot_mixture(
+    parts: list[np.ndarray],
+    *,
+    n_true: int,
+    low: np.ndarray,
+    high: np.ndarray,
+    groups: int = ERROR_GROUPS,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The best-match samples from the generator snapshots, and standard errors of their mean and spread.
+
+    Each snapshot's samples are moved to the common centre before they are pooled: the snapshots
+    differ in location because the generator keeps oscillating around the equilibrium, and that
+    oscillation is optimisation noise, not population spread (pooling them as they are inflates
+    the spread by its variance, about 2% on the paper's cases: ``benchmarks/RESULTS.md``).
+    Deviations are scaled by ``sqrt(n / (n - 1))`` so the within-snapshot variance stays unbiased.
+
+    The standard errors add two independent parts in quadrature:
+
+    * optimisation: the snapshots are cut into ``groups`` runs of consecutive snapshots (batch
+      means, as for a Markov chain: consecutive snapshots are correlated, runs of them much less);
+      the standard deviation of the runs' means (and spreads) over ``sqrt(groups)``;
+    * finite true set: ``s / sqrt(n_true)`` for the mean and ``s * sqrt((kurtosis - 1) / (4 n_true))``
+      for the spread (``s / sqrt(2 n_true)`` for a Gaussian), the sampling error of a population
+      estimated from ``n_true`` images.
+
+    Parameters
+    ----------
+    parts : list of numpy.ndarray
+        ``(n_k, P)`` samples of each snapshot, physical units, in the order they were taken.
+    n_true : int
+        Number of true images.
+    low, high : numpy.ndarray
+        The parameters' declared ranges; moved samples are kept inside them.
+    groups : int, optional
+        Number of runs of consecutive snapshots (default 5).
+
+    Returns
+    -------
+    samples, mean_err, std_err : numpy.ndarray
+        ``(sum n_k, P)`` samples and ``(P,)`` standard errors.  With fewer than two snapshots (or a
+        snapshot of one sample) the samples are pooled as they are and the errors hold only the
+        finite-true-set part.
+    """
+    parts = [np.asarray(p, dtype=np.float64) for p in parts]
+    pooled = np.concatenate(parts)
+    centre = pooled.mean(0)
+    movable = len(parts) >= 2 and min(len(p) for p in parts) >= 2
+    if movable:
+        moved = [centre + (p - p.mean(0)) * np.sqrt(len(p) / (len(p) - 1)) for p in parts]
+        samples = np.clip(np.concatenate(moved), low, high)
+    else:
+        samples = pooled
+    s = samples.std(0, ddof=1)
+    dev = samples - samples.mean(0)
+    m2 = (dev**2).mean(0)
+    kurtosis = np.where(m2 > 0, (dev**4).mean(0) / np.where(m2 > 0, m2, 1.0) ** 2, 3.0)
+    sampling_mean = s / np.sqrt(n_true)
+    sampling_std = s * np.sqrt(np.maximum(kurtosis - 1.0, 0.0) / (4.0 * n_true))
+    opt_mean = np.zeros_like(s)
+    opt_std = np.zeros_like(s)
+    g = min(groups, len(parts))
+    if movable and g >= 2:
+        means, stds = [], []
+        for idx in np.array_split(np.arange(len(parts)), g):
+            members = [parts[k] for k in idx]
+            n = np.array([len(p) for p in members], dtype=np.float64)
+            means.append(np.average([p.mean(0) for p in members], axis=0, weights=n))
+            within = np.average([p.var(0, ddof=1) for p in members], axis=0, weights=n - 1)
+            stds.append(np.sqrt(within))
+        opt_mean = np.std(means, axis=0, ddof=1) / np.sqrt(g)
+        opt_std = np.std(stds, axis=0, ddof=1) / np.sqrt(g)
+    return samples, np.hypot(opt_mean, sampling_mean), np.hypot(opt_std, sampling_std)
 
 
 def calibrate(
@@ -908,9 +988,14 @@ def calibrate(
         for k, state in enumerate(taken or [final]):
             G.load_state_dict(state)
             count = n_samples // len(taken or [final]) + (k < n_samples % len(taken or [final]))
-            parts.append(G.sample(count, generator=gen))
+            draws = G.sample(count, generator=gen)
+            parts.append(emulator.to_physical(draws.cpu()).numpy().astype(np.float64))
         G.load_state_dict(final)
-        samples = emulator.to_physical(torch.cat(parts).cpu()).numpy().astype(np.float64)
+    low = np.array([p["low"] for p in emulator.parameters], dtype=np.float64)
+    high = np.array([p["high"] for p in emulator.parameters], dtype=np.float64)
+    samples, mean_err, std_err = snapshot_mixture(
+        [p for p in parts if len(p)], n_true=int(true_images.shape[0]), low=low, high=high
+    )
     G.cpu()
     return CalibrationResult(
         samples=samples,
@@ -918,6 +1003,8 @@ def calibrate(
         generator=G,
         losses=history.state_dict(),
         seconds=loop.seconds,
+        mean_err=mean_err,
+        std_err=std_err,
     )
 
 
@@ -984,6 +1071,8 @@ def summarise(
     params: dict[str, dict[str, float]] = {}
     for j, name in enumerate(result.names):
         entry = {"mean": float(result.mean[j]), "std": float(result.std[j])}
+        if result.mean_err is not None and result.std_err is not None:
+            entry["mean_err"], entry["std_err"] = float(result.mean_err[j]), float(result.std_err[j])
         if truth is not None:
             entry["true_mean"], entry["true_std"] = (float(v) for v in truth[name])
         params[name] = entry

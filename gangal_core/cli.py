@@ -361,6 +361,13 @@ def calibrate(
     critic_arch: Annotated[str, typer.Option(help="Registered critic architecture.")] = "conv",
     ranges: RangeOption = None,
     n_samples: Annotated[int, typer.Option(help="Best-match samples written to samples.csv.")] = 10000,
+    predictive_check: Annotated[
+        bool,
+        typer.Option(
+            "--predictive-check/--no-predictive-check",
+            help="Classifier two-sample test: true images vs simulations at the best match (AUC).",
+        ),
+    ] = True,
     seed: SeedOption = 0,
     checkpoint_every: Annotated[int, typer.Option(help="Iterations between checkpoints.")] = 500,
     resume: ResumeOption = False,
@@ -382,7 +389,7 @@ def calibrate(
         "pretrain_recipe": pretrain_recipe, "discriminator_input": discriminator_input,
         "emulator_arch": emulator_arch, "critic_arch": critic_arch, "n_samples": n_samples, "seed": seed,
         "checkpoint_every": checkpoint_every, "resume": resume, "device": device, "precision": precision,
-        "range": tuple(ranges or ()),
+        "range": tuple(ranges or ()), "predictive_check": predictive_check,
     }  # fmt: skip
     typed = _typed(ctx, values)
     if "out" not in typed and simulator:

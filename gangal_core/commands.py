@@ -272,6 +272,12 @@ def run_calibrate(
     )
     timing["report"] = time.perf_counter() - t
 
+    check = None
+    if cfg.predictive_check:
+        t = time.perf_counter()
+        check = _predictive_check(sim, result.samples, true_images, seed=cfg.seed, console=console)
+        timing["predictive_check"] = time.perf_counter() - t
+
     seconds = time.perf_counter() - started
     doc = summarise(
         result,
@@ -285,14 +291,46 @@ def run_calibrate(
             "options": json.loads(cfg.model_dump_json()),
         },
     )
+    if check is not None:
+        doc["predictive_auc"] = round(check.auc, 4)
+        doc["predictive_check"] = check.as_dict()
     atomic_write_json(cfg.out / "calibration.json", doc)
     console.print(calibration_table(doc))
+    if check is not None:
+        verdict = (
+            "[bold yellow]clearly above 0.5: the true images are told apart from simulations at the "
+            "best match. The simulator may not describe these images (misspecification) or the "
+            "calibration has not converged; see docs/calibration.md, 'Predictive check'.[/]"
+            if check.flagged
+            else "[green]consistent with indistinguishable (0.5)[/]"
+        )
+        console.print(
+            f"Predictive check: held-out AUC {check.auc:.3f} ± {check.auc_err:.3f} "
+            f"({check.n_test} + {check.n_test} test images): {verdict}"
+        )
     console.print(
         f"Wrote {cfg.out}/calibration.json, samples.csv and plots in {seconds:.0f} s "
         f"(pretraining {timing['pretrain']:.0f} s, training {timing['training']:.0f} s).",
         highlight=False,
     )
     return doc
+
+
+#: Images of each kind in the predictive check (the true set is cut to this many at most).
+PREDICTIVE_IMAGES = 4000
+
+
+def _predictive_check(sim: Any, samples: np.ndarray, true_images: torch.Tensor, *, seed: int,
+                      console: Console) -> Any:  # fmt: skip
+    """The classifier two-sample test, or None (with a note) when the true set is too small for it."""
+    from .predictive import MIN_IMAGES, predictive_check, simulate_best_match
+
+    n = min(int(true_images.shape[0]), PREDICTIVE_IMAGES)
+    if n < MIN_IMAGES:
+        console.print(f"Predictive check skipped: it needs at least {MIN_IMAGES} true images, found {n}.")
+        return None
+    simulated = simulate_best_match(sim, samples, n, seed=seed)
+    return predictive_check(true_images, simulated, seed=seed)
 
 
 def run_emulate(cfg: EmulateConfig, *, console: Console | None = None) -> Path:

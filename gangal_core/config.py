@@ -106,6 +106,9 @@ class CalibrateConfig(CommandConfig):
         default=(), description="NAME=LOW:HIGH: replace a parameter's declared range"
     )
     n_samples: int = Field(default=10000, ge=2, description="best-match samples to write")
+    predictive_check: bool = Field(
+        default=True, description="classifier two-sample test of true vs best-match simulated images"
+    )
     seed: int = Field(default=0, ge=0, lt=SEED_LIMIT, description="seed of the run")
     checkpoint_every: int = Field(default=500, ge=1, description="iterations between checkpoints")
     resume: bool = Field(default=False, description="continue the run in --out")

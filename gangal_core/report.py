@@ -47,7 +47,12 @@ def calibration_table(doc: dict[str, Any]) -> Table:
     from .calibration import recovery
 
     names = list(doc["parameters"])
-    table = Table(title=f"{doc['simulator']}: best-match parameters ({doc['n_samples']} samples)")
+    table = Table(
+        title=f"{doc['simulator']}: best-match parameters ({doc['n_samples']} samples)",
+        caption="± one standard error (generator snapshots and the finite true set)"
+        if any("mean_err" in v for v in doc["parameters"].values())
+        else None,
+    )
     table.add_column("")
     for name in names:
         table.add_column(name, justify="right")
@@ -56,8 +61,12 @@ def calibration_table(doc: dict[str, Any]) -> Table:
     if known:
         table.add_row("True mu", *(f"{p[n]['true_mean']:.4g}" for n in names))
         table.add_row("True sigma", *(f"{p[n]['true_std']:.4g}" for n in names))
-    table.add_row("Best match mu", *(f"{p[n]['mean']:.4g}" for n in names))
-    table.add_row("Best match sigma", *(f"{p[n]['std']:.4g}" for n in names))
+    def with_err(entry: dict[str, Any], key: str) -> str:
+        err = entry.get(f"{key}_err")
+        return f"{entry[key]:.4g}" if err is None else f"{entry[key]:.4g} ± {err:.2g}"
+
+    table.add_row("Best match mu", *(with_err(p[n], "mean") for n in names))
+    table.add_row("Best match sigma", *(with_err(p[n], "std") for n in names))
     if known:
 
         def mark(ok: bool, text: str) -> str:

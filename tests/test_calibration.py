@@ -387,6 +387,11 @@ def test_calibrate_writes_results_plots_and_a_table(circle_run) -> None:
     for png in ("parameters.png", "generated.png", "losses.png", "emulator/emulator.png"):
         assert (circle_run / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (circle_run / "emulator" / "emulator.safetensors").exists()
+    for v in doc["parameters"].values():  # standard errors of every best-match mean and spread
+        assert 0 < v["mean_err"] < float("inf") and 0 < v["std_err"] < float("inf")
+    check = doc["predictive_check"]
+    assert doc["predictive_auc"] == check["auc"] and 0 <= check["auc"] <= 1 and check["auc_err"] > 0
+    assert check["n_train"] == check["n_test"] == 150 and isinstance(check["flagged"], bool)
 
 
 def test_calibrate_refuses_to_overwrite_a_run(circle_run) -> None:
@@ -417,10 +422,12 @@ def test_calibrate_with_a_pretrained_emulator_and_true_data_files(circle_run, tm
         tmp_path / "true.csv",
         "--out",
         out,
+        "--no-predictive-check",
         *TINY_RUN,
     )
     assert result.exit_code == 0, result.output
     doc = json.loads((out / "calibration.json").read_text())
+    assert "predictive_auc" not in doc and "Predictive check" not in result.output
     assert abs(doc["parameters"]["x0"]["true_mean"] - float(params[:, 0].mean())) < 1e-4
     assert doc["true_data"]["source"].endswith("true.npy")
     assert not (out / "emulator").exists()  # used the given emulator, no pretraining
