@@ -55,6 +55,12 @@ def coverage(z: np.ndarray) -> dict[str, float]:
     }
 
 
+def relative_error(runs: list[dict], names: list[str], key: str) -> float:
+    """Median over runs and parameters of a standard error in units of the true spread."""
+    values = [d["parameters"][n][key] / d["parameters"][n]["true_std"] for d in runs for n in names]
+    return round(float(np.median(values)), 4)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--emulator", type=Path, default=Path("benchmarks/out/calibrate-circle-0/emulator"))
@@ -96,12 +102,8 @@ def main() -> None:
         },
         "dmu_over_sigma_max": round(float(np.max(dmu)), 3),
         "sigma_ratio_range": [round(float(np.min(ratio)), 3), round(float(np.max(ratio)), 3)],
-        "median_mean_err_over_sigma": round(
-            float(np.median([d["parameters"][n]["mean_err"] / d["parameters"][n]["true_std"]
-                             for d in runs for n in names])), 4),  # fmt: skip
-        "median_std_err_over_sigma": round(
-            float(np.median([d["parameters"][n]["std_err"] / d["parameters"][n]["true_std"]
-                             for d in runs for n in names])), 4),  # fmt: skip
+        "median_mean_err_over_sigma": relative_error(runs, names, "mean_err"),
+        "median_std_err_over_sigma": relative_error(runs, names, "std_err"),
         "training_seconds_median": round(float(np.median(seconds)), 1),
         "machine": f"{os.cpu_count()} cores",
     }

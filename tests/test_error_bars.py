@@ -16,7 +16,9 @@ WIDE = (np.full(2, -1e9), np.full(2, 1e9))
 def _snapshots(rng, *, k=20, n=500, wobble=0.3, mu=(1.0, -2.0), sigma=(1.0, 0.5)):
     """Snapshots whose location wobbles around ``mu`` (optimisation noise) with spread ``sigma``."""
     mu, sigma = np.asarray(mu), np.asarray(sigma)
-    return [mu + wobble * sigma * rng.standard_normal(2) + sigma * rng.standard_normal((n, 2)) for _ in range(k)]
+    return [
+        mu + wobble * sigma * rng.standard_normal(2) + sigma * rng.standard_normal((n, 2)) for _ in range(k)
+    ]
 
 
 def test_moving_snapshots_to_one_centre_removes_their_wobble_from_the_spread() -> None:
