@@ -690,6 +690,9 @@ class CalibrationResult:
         Loss history (``iterations`` and ``values``) for plotting.
     seconds : float
         Wall time of the training iterations.
+    mean_err, std_err : numpy.ndarray or None
+        ``(P,)`` standard errors of the best-match mean and spread of each parameter
+        (:func:`snapshot_mixture`).
     """
 
     samples: np.ndarray
