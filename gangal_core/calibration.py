@@ -63,7 +63,7 @@ from .networks import (
     ParameterGenerator,
     Siamese,
 )
-from .simulator import Simulator, call_simulator
+from .simulator import Simulator, call_simulator, simulate_in_chunks
 from .training import LossHistory, TrainingLoop
 from .weights import load_checked
 
@@ -664,13 +664,7 @@ def make_true_set(
         redraw = mu + sd * torch.randn(params.shape, generator=gen)
         params = torch.where(bad, redraw, params)
     params = torch.minimum(torch.maximum(params, lo), hi)
-    images = torch.cat(
-        [
-            call_simulator(simulator, params[i : i + 4096], generator=gen, where="the true set")
-            for i in range(0, n, 4096)
-        ]
-    )
-    return params, images
+    return params, simulate_in_chunks(simulator, params, generator=gen, where="the true set")
 
 
 # --------------------------------------------------------------------------- training
@@ -771,7 +765,7 @@ def snapshot_mixture(
     s = samples.std(0, ddof=1)
     dev = samples - samples.mean(0)
     m2 = (dev**2).mean(0)
-    kurtosis = np.where(m2 > 0, (dev**4).mean(0) / np.where(m2 > 0, m2, 1.0) ** 2, 3.0)
+    kurtosis = np.divide((dev**4).mean(0), m2**2, out=np.full_like(m2, 3.0), where=m2 > 0)  # 3: Gaussian
     sampling_mean = s / np.sqrt(n_true)
     sampling_std = s * np.sqrt(np.maximum(kurtosis - 1.0, 0.0) / (4.0 * n_true))
     opt_mean = np.zeros_like(s)

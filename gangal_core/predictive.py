@@ -180,15 +180,10 @@ def simulate_best_match(simulator: Any, samples: np.ndarray, n: int, *, seed: in
     seed : int, optional
         Seeds the choice of samples and the simulator's noise.
     """
-    from .simulator import call_simulator
+    from .simulator import simulate_in_chunks
 
     gen = torch.Generator().manual_seed(seed + 32452843)
     m = samples.shape[0]
     pick = torch.randperm(m, generator=gen)[:n] if n <= m else torch.randint(0, m, (n,), generator=gen)
     params = torch.from_numpy(np.ascontiguousarray(samples[pick.numpy()])).float()
-    return torch.cat(
-        [
-            call_simulator(simulator, params[i : i + 4096], generator=gen, where="the predictive check")
-            for i in range(0, n, 4096)
-        ]
-    )
+    return simulate_in_chunks(simulator, params, generator=gen, where="the predictive check")

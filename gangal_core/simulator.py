@@ -296,3 +296,15 @@ def call_simulator(
         if bad:
             raise PluginError(f"{who} returned {bad} NaN or infinite pixel values.")
     return images
+
+
+def simulate_in_chunks(
+    simulator: Simulator, params: torch.Tensor, *, generator: torch.Generator, where: str, chunk: int = 4096
+) -> torch.Tensor:
+    """:func:`call_simulator` on ``params``, ``chunk`` rows at a time (bounded memory), concatenated."""
+    return torch.cat(
+        [
+            call_simulator(simulator, params[i : i + chunk], generator=generator, where=where)
+            for i in range(0, params.shape[0], chunk)
+        ]
+    )
