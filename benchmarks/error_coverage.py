@@ -9,8 +9,8 @@ the best-match mean and spread, and counts how often ``|z| < 1`` (nominal 68.3%)
 
 Command (2 cores, about 2.5 min per repeat)::
 
-    python benchmarks/error_coverage.py --repeats 16 \\
-        --emulator benchmarks/out/calibrate-circle-0/emulator --out benchmarks/out/coverage
+    python benchmarks/error_coverage.py --repeats 16 --first-seed 116 \\
+        --emulator benchmarks/out/calibrate-circle-0/emulator --out benchmarks/out/coverage-iat
 
 Runs already finished in ``--out`` are reused, so an interrupted benchmark continues where it
 stopped.  The summary is written to ``OUT/coverage.json``.

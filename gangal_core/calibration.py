@@ -706,8 +706,29 @@ class CalibrationResult:
         return self.samples.std(0, ddof=1)
 
 
-#: Groups of consecutive generator snapshots whose spread gives the optimisation error.
-ERROR_GROUPS = 5
+def autocorrelation_time(series: np.ndarray) -> np.ndarray:
+    """Integrated autocorrelation time of each column of a ``(K, P)`` series, at least 1.
+
+    ``tau = 1 + 2 * sum(rho_k)`` over the lags ``k`` before the first non-positive sample
+    autocorrelation ``rho_k`` (the initial-positive truncation used for Markov chains; Geyer
+    1992).  The variance of the series' mean is ``tau`` times its independent-sample value.
+    A negative lag-1 correlation (an oscillation) gives 1: never fewer effective samples than
+    there are snapshots' worth of evidence.
+    """
+    x = np.asarray(series, dtype=np.float64)
+    k_max = x.shape[0] // 2
+    dev = x - x.mean(0)
+    c0 = (dev**2).mean(0)
+    tau = np.ones(x.shape[1])
+    for j in range(x.shape[1]):
+        if c0[j] <= 0:
+            continue
+        for k in range(1, k_max):
+            rho = float((dev[k:, j] * dev[:-k, j]).mean() / c0[j])
+            if rho <= 0:
+                break
+            tau[j] += 2 * rho
+    return tau
 
 
 def snapshot_mixture(
@@ -716,7 +737,6 @@ def snapshot_mixture(
     n_true: int,
     low: np.ndarray,
     high: np.ndarray,
-    groups: int = ERROR_GROUPS,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The best-match samples from the generator snapshots, and standard errors of their mean and spread.
 
@@ -728,9 +748,12 @@ def snapshot_mixture(
 
     The standard errors add two independent parts in quadrature:
 
-    * optimisation: the snapshots are cut into ``groups`` runs of consecutive snapshots (batch
-      means, as for a Markov chain: consecutive snapshots are correlated, runs of them much less);
-      the standard deviation of the runs' means (and spreads) over ``sqrt(groups)``;
+    * optimisation: the standard deviation of the ``K`` snapshots' means (spreads) over
+      ``sqrt(K)``, times the square root of the series' integrated autocorrelation time
+      (:func:`autocorrelation_time`), as for the mean of a Markov chain.  Snapshots in a row
+      are treated as one correlated series, so the estimate keeps ``K - 1`` degrees of freedom
+      where batch means over a few groups keep only a handful (and a noisy error estimate
+      covers less than its nominal rate);
     * finite true set: ``s / sqrt(n_true)`` for the mean and ``s * sqrt((kurtosis - 1) / (4 n_true))``
       for the spread (``s / sqrt(2 n_true)`` for a Gaussian), the sampling error of a population
       estimated from ``n_true`` images.
@@ -743,8 +766,6 @@ def snapshot_mixture(
         Number of true images.
     low, high : numpy.ndarray
         The parameters' declared ranges; moved samples are kept inside them.
-    groups : int, optional
-        Number of runs of consecutive snapshots (default 5).
 
     Returns
     -------
@@ -770,17 +791,12 @@ def snapshot_mixture(
     sampling_std = s * np.sqrt(np.maximum(kurtosis - 1.0, 0.0) / (4.0 * n_true))
     opt_mean = np.zeros_like(s)
     opt_std = np.zeros_like(s)
-    g = min(groups, len(parts))
-    if movable and g >= 2:
-        means, stds = [], []
-        for idx in np.array_split(np.arange(len(parts)), g):
-            members = [parts[k] for k in idx]
-            n = np.array([len(p) for p in members], dtype=np.float64)
-            means.append(np.average([p.mean(0) for p in members], axis=0, weights=n))
-            within = np.average([p.var(0, ddof=1) for p in members], axis=0, weights=n - 1)
-            stds.append(np.sqrt(within))
-        opt_mean = np.std(means, axis=0, ddof=1) / np.sqrt(g)
-        opt_std = np.std(stds, axis=0, ddof=1) / np.sqrt(g)
+    if movable:
+        k = len(parts)
+        means = np.array([p.mean(0) for p in parts])
+        stds = np.array([p.std(0, ddof=1) for p in parts])
+        opt_mean = means.std(0, ddof=1) * np.sqrt(autocorrelation_time(means) / k)
+        opt_std = stds.std(0, ddof=1) * np.sqrt(autocorrelation_time(stds) / k)
     return samples, np.hypot(opt_mean, sampling_mean), np.hypot(opt_std, sampling_std)
 
 
