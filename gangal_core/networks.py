@@ -242,8 +242,8 @@ class ConvEmulator(Emulator):
 
     def forward(self, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         c, h, w = self.image_shape
-        # channels-last: oneDNN's fast convolutions for few channels (1.6-1.8x for a training
-        # step on CPUs; benchmarks/RESULTS.md, "Training speed")
+        # channels-last: oneDNN's fast convolutions for few channels (1.4-1.8x for a training
+        # step on our 2-core CPU; benchmarks/RESULTS.md, "Training speed")
         x = self.mlp(u).view(-1, self.width, self.h0, self.w0).contiguous(memory_format=torch.channels_last)
         y = self.up(x).contiguous()[..., :h, :w]
         return torch.tanh(y[:, :c]), F.softplus(y[:, c:]) + 1e-3
