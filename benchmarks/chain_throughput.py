@@ -26,9 +26,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from gangal_core.chain import DCGANTrainer
-from gangal_core.data import downscale_nearest, open_data_source
-from gangal_core.gan import DCGANDiscriminator, DCGANGenerator
+from gangal_core.chain.networks import DCGANDiscriminator, DCGANGenerator
+from gangal_core.chain.trainers import DCGANTrainer
+from gangal_core.data.sources import downscale_nearest, open_data_source
 
 
 def plain_epoch(gen, disc, opt_g, opt_d, images, batch_size, generator, channels_last):

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from gangal_core.calibration import load_emulator
+from gangal_core.calibration.emulator import load_emulator
 
 
 def _channels_last(net):

@@ -93,9 +93,7 @@ def main() -> None:
         "emulator": str(args.emulator),
         "mean": coverage(np.concatenate([z_mean[n] for n in names])),
         "std": coverage(np.concatenate([z_std[n] for n in names])),
-        "per_parameter": {
-            n: {"mean": coverage(z_mean[n]), "std": coverage(z_std[n])} for n in names
-        },
+        "per_parameter": {n: {"mean": coverage(z_mean[n]), "std": coverage(z_std[n])} for n in names},
         "mean_z": {
             "mean": round(float(np.mean(np.concatenate(list(z_mean.values())))), 3),
             "std": round(float(np.mean(np.concatenate(list(z_std.values())))), 3),

@@ -33,8 +33,8 @@ from typing import Any
 import numpy as np
 from gangal_isophote import IsophoteEvaluator
 
-from gangal_core.data import downscale_nearest, open_data_source
-from gangal_core.evaluation import Measurements
+from gangal_core.data.sources import downscale_nearest, open_data_source
+from gangal_core.evaluation.evaluator import Measurements
 
 
 def load(spec: str, n: int, offset: int, resolution: int, seed: int) -> tuple[np.ndarray, dict | None]:

@@ -133,7 +133,7 @@ def misspecify(images: Any, amplitude: float = GRADIENT_AMPLITUDE) -> Any:
 def simulator_for(case: str) -> Any:
     """The case's gangal simulator, from the plugin registry with its ``--range`` overrides applied."""
     from gangal_core.plugins import get_registry
-    from gangal_core.simulator import parse_ranges, with_ranges
+    from gangal_core.simulation.simulator import parse_ranges, with_ranges
 
     name, ranges, _, _ = _CASE_SPECS[_check_case(case)]
     sim = get_registry().simulator(name)
@@ -167,7 +167,7 @@ def true_set(
     simulator : Simulator
         The simulator with the case's declared ranges (the prior's support).
     """
-    from gangal_core.calibration import make_true_set
+    from gangal_core.calibration.truth import make_true_set
 
     _, _, overrides, misspecified = _CASE_SPECS[_check_case(case)]
     sim = simulator_for(case)
@@ -210,7 +210,7 @@ class _NoTracker:
 
 def _simulate(sim: Any, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """``n`` uniform draws over the declared ranges and their images, flattened to ``(n, C*H*W)``."""
-    from gangal_core.simulator import call_simulator
+    from gangal_core.simulation.simulator import call_simulator
 
     theta = sim.sample_uniform(n, generator=generator)
     x = torch.cat(

@@ -1,6 +1,6 @@
 """Markdown tables for RESULTS.md from ``benchmarks/out/calibration_tables.json``.
 
-    python benchmarks/summarise_calibration.py
+python benchmarks/summarise_calibration.py
 """
 
 from __future__ import annotations

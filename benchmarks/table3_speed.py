@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from gangal_core.calibration import load_emulator
+from gangal_core.calibration.emulator import load_emulator
 from gangal_core.plugins import get_registry
 
 PAPER = {  # seconds, Table III (simulator and CPU emulator: Intel CPU; GPU emulator: V100)

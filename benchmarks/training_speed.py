@@ -26,8 +26,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from gangal_core.calibration import calibrate, make_true_set, pretrain
-from gangal_core.networks import ConvEmulator
+from gangal_core.calibration.gan import calibrate
+from gangal_core.calibration.networks import ConvEmulator
+from gangal_core.calibration.pretraining import pretrain
+from gangal_core.calibration.truth import make_true_set
 from gangal_core.plugins import get_registry
 
 
@@ -75,9 +77,7 @@ def main() -> None:
                     pretrain(sim, iterations=args.pretrain_iterations, progress=False)
                     times[lay]["pretrain"].append((time.perf_counter() - t) / args.pretrain_iterations)
                     t = time.perf_counter()
-                    calibrate(
-                        sim, emulator, true, iterations=n_cal, n_samples=200, progress=False
-                    )
+                    calibrate(sim, emulator, true, iterations=n_cal, n_samples=200, progress=False)
                     times[lay]["calibrate"].append((time.perf_counter() - t) / args.calibrate_iterations)
         results[name] = {
             lay: {stage: round(1e3 * statistics.median(v), 1) for stage, v in stages.items()}

@@ -1,6 +1,6 @@
 """``python -m gangal_core`` works like the ``gangal`` command."""
 
-from .cli import main
+from gangal_core.cli import main
 
 if __name__ == "__main__":
     main()

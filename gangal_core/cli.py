@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import json
 import sys
-import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,8 +13,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from . import __version__
-from .errors import GangalError
+from gangal_core import __version__
+from gangal_core.errors import GangalError
 
 __all__ = ["app", "main"]
 
@@ -100,7 +99,7 @@ def plugins(
     ] = False,
 ) -> None:
     """List every registered simulator, network architecture, data source, refiner and evaluator."""
-    from .plugins import get_registry
+    from gangal_core.plugins import get_registry
 
     things = get_registry().all()
     if as_json:
@@ -116,7 +115,7 @@ def plugins(
         ]
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
         return
-    from .plugins import ALLOW_ENV, allowed_plugins
+    from gangal_core.plugins import ALLOW_ENV, allowed_plugins
 
     allowed = allowed_plugins()
     caption = (
@@ -175,8 +174,8 @@ def simulate(
 
     Re-running the same command on a folder resumes it; --shard i/N splits the work over batch-system jobs with results identical to one run.
     """  # noqa: E501 (typer keeps docstring line breaks in --help)
-    from .config import SimulateConfig, resolve_config
-    from .errors import ConfigError
+    from gangal_core.config import SimulateConfig, resolve_config
+    from gangal_core.errors import ConfigError
 
     values = {
         "simulator": simulator or None,
@@ -195,62 +194,9 @@ def simulate(
     )
     if cfg.n is None and cfg.params is None:
         raise ConfigError("give -n (how many images) or --params (a CSV of parameters).")
-    _run_simulate(cfg)
+    from gangal_core.simulation.run import run_simulate
 
-
-def _run_simulate(cfg) -> None:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    from .errors import ConfigError
-    from .plugins import get_registry
-    from .simulation import parse_shard, read_parameter_csv, run_simulation
-    from .simulator import parse_ranges, with_ranges
-
-    sim = get_registry().simulator(cfg.simulator)
-    sim = with_ranges(sim, parse_ranges(cfg.range, sim))
-    params = read_parameter_csv(cfg.params, sim) if cfg.params is not None else None
-    n = cfg.n if cfg.n is not None else len(params)
-    if params is not None and len(params) != n:
-        raise ConfigError(
-            f"-n {n} but --params {cfg.params} holds {len(params)} rows; give one or make them agree."
-        )
-    shard = parse_shard(cfg.shard) if cfg.shard is not None else None  # --shard "" is an error
-    start = time.perf_counter()
-    columns = (
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]}"),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as bar:
-        task = bar.add_task(f"simulate {sim.name}", total=n, rate="")
-
-        def advance(count: int) -> None:
-            done = bar.tasks[0].completed + count
-            bar.update(
-                task, advance=count, rate=f"{done / max(time.perf_counter() - start, 1e-9):,.0f} img/s"
-            )
-
-        result = run_simulation(
-            sim,
-            n=n,
-            out=cfg.out,
-            seed=cfg.seed,
-            params=params,
-            shard=shard,
-            chunk_size=cfg.chunk_size,
-            shard_size=cfg.shard_size,
-            workers=cfg.workers,
-            progress=advance,
-        )
-    seconds = time.perf_counter() - start
-    written = result["written"]
-    rate = f" ({written / seconds:,.0f} images/s)" if written else ""
-    note = "" if written == n or shard else f"; {n - written} already there"
-    out.print(
-        f"Wrote {written} {sim.name} images to {cfg.out} in {seconds:.2f} s{rate}{note}.", highlight=False
-    )
+    run_simulate(cfg, console=out)
 
 
 OutOption = Annotated[Path | None, typer.Option("--out", "-o", help="Output folder.", show_default=False)]
@@ -298,7 +244,7 @@ def pretrain(
 
     The file carries the simulator name, parameter ranges, image shape and network options, so `gangal calibrate --emulator` and `gangal emulate` reload it alone.
     """  # noqa: E501
-    from .config import PretrainConfig, resolve_config
+    from gangal_core.config import PretrainConfig, resolve_config
 
     values = {
         "simulator": simulator or None, "out": out_path, "iterations": iterations, "batch_size": batch_size,
@@ -309,7 +255,7 @@ def pretrain(
     cfg = resolve_config(
         PretrainConfig, command_line=_typed(ctx, values), config_file=config, section="pretrain"
     )
-    from .commands import run_pretrain
+    from gangal_core.calibration.run import run_pretrain
 
     run_pretrain(cfg, progress=progress, console=out)
 
@@ -380,7 +326,7 @@ def calibrate(
 
     Writes calibration.json (best-match mean and std per parameter, with the truth when known), samples.csv, and plots into --out, and prints a table like the paper's Tables I/II.
     """  # noqa: E501
-    from .config import CalibrateConfig, resolve_config
+    from gangal_core.config import CalibrateConfig, resolve_config
 
     values = {
         "simulator": simulator or None, "out": out_path, "emulator": emulator, "true_data": true_data,
@@ -395,7 +341,7 @@ def calibrate(
     if "out" not in typed and simulator:
         typed["out"] = Path(f"calibrate-{simulator}")
     cfg = resolve_config(CalibrateConfig, command_line=typed, config_file=config, section="calibrate")
-    from .commands import run_calibrate
+    from gangal_core.calibration.run import run_calibrate
 
     run_calibrate(cfg, progress=progress, console=out)
 
@@ -421,14 +367,14 @@ def emulate(
     config: ConfigOption = None,
 ) -> None:
     """Use a pretrained emulator as a fast simulator: parameters CSV in, images .npy out."""
-    from .config import EmulateConfig, resolve_config
+    from gangal_core.config import EmulateConfig, resolve_config
 
     values = {"emulator": emulator, "params": params, "out": out_path, "seed": seed, "batch_size": batch_size,
               "precision": precision}  # fmt: skip
     cfg = resolve_config(
         EmulateConfig, command_line=_typed(ctx, values), config_file=config, section="emulate"
     )
-    from .commands import run_emulate
+    from gangal_core.calibration.run import run_emulate
 
     run_emulate(cfg, console=out)
 
@@ -506,7 +452,7 @@ def train(
 
     Each stage writes its weights (raw and moving-average, safetensors with the network config), a loss plot and sample grids into --out/STAGE; real-64.png and real-128.png show real images to compare.
     """  # noqa: E501
-    from .config import TrainConfig, resolve_config
+    from gangal_core.config import TrainConfig, resolve_config
 
     values = {
         "chain": chain, "data": data, "data_option": tuple(data_option or ()), "out": out_path,
@@ -518,7 +464,7 @@ def train(
     typed = _typed(ctx, values)
     typed.setdefault("out", out_path)
     cfg = resolve_config(TrainConfig, command_line=typed, config_file=config, section="train")
-    from .chain_commands import run_train
+    from gangal_core.chain.run import run_train
 
     run_train(cfg, progress=progress, console=out)
 
@@ -552,7 +498,7 @@ def sample(
 
     Writes samples.npy (N, C, H, W, float32 in [0, 1]), contact_sheet.png and png/NNNNNN.png (and fits/ with --fits) into --out. --chain dcgan alone gives 64x64 images.
     """  # noqa: E501
-    from .config import SampleConfig, resolve_config
+    from gangal_core.config import SampleConfig, resolve_config
 
     values = {"chain": chain, "model": model, "n": n, "out": out_path, "seed": seed, "weights": weights,
               "batch_size": batch_size, "fits": fits, "png": png, "data": data,
@@ -561,7 +507,7 @@ def sample(
     typed.setdefault("model", model)
     typed.setdefault("out", out_path)
     cfg = resolve_config(SampleConfig, command_line=typed, config_file=config, section="sample")
-    from .chain_commands import run_sample
+    from gangal_core.chain.run import run_sample
 
     run_sample(cfg, console=out)
 
@@ -612,7 +558,7 @@ def evaluate(
 
     Writes evaluation.json (per quantity: KS statistic, Wasserstein distance, medians; fit-failure rates; closest-match summary), measurements_real.csv and measurements_generated.csv (one row per image), histograms.png, closest_match.png and closest_distances.png into --out.
     """  # noqa: E501
-    from .config import EvaluateConfig, resolve_config
+    from gangal_core.config import EvaluateConfig, resolve_config
 
     values = {"real": real or None, "generated": generated or None, "out": out_path, "evaluator": evaluator,
               "method": method, "n": n, "band": band, "seed": seed, "workers": workers,
@@ -621,7 +567,7 @@ def evaluate(
     cfg = resolve_config(
         EvaluateConfig, command_line=_typed(ctx, values), config_file=config, section="evaluate"
     )
-    from .evaluate_command import run_evaluate
+    from gangal_core.evaluation.run import run_evaluate
 
     run_evaluate(cfg, progress=progress, console=out)
 

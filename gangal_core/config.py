@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from .errors import ConfigError
+from gangal_core.errors import ConfigError
 
 #: Seeds are below 2**63: torch takes 64-bit seeds, and runs derive others from theirs (seed + 7919).
 SEED_LIMIT = 2**63

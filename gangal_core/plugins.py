@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 
 import pluggy
 
-from . import hookspecs
-from .errors import PluginError
-from .simulator import Simulator, validate_simulator_class
+from gangal_core import hookspecs
+from gangal_core.errors import PluginError
+from gangal_core.simulation.simulator import Simulator, validate_simulator_class
 
 __all__ = [
     "ALLOW_ENV",
@@ -52,7 +52,7 @@ CLASS_KINDS = {"simulator": "Simulator", "emulator": "Emulator", "critic": "Crit
 def _validate_class(kind: str, obj: object) -> list[str]:
     if kind == "simulator":
         return validate_simulator_class(obj)
-    from .networks import Critic, Emulator, validate_network_class
+    from gangal_core.calibration.networks import Critic, Emulator, validate_network_class
 
     return validate_network_class(obj, Emulator if kind == "emulator" else Critic)
 
@@ -242,8 +242,8 @@ def _registration_problem(kind: str, args: tuple, table: dict[str, RegisteredThi
         if not callable(args[1]):
             return f"{args[0]!r}: factory {args[1]!r} is not callable"
         if kind in ("refiner", "evaluator"):
-            from .evaluation import validate_evaluator_class
-            from .gan import validate_refiner_class
+            from gangal_core.chain.networks import validate_refiner_class
+            from gangal_core.evaluation.evaluator import validate_evaluator_class
 
             validate = validate_refiner_class if kind == "refiner" else validate_evaluator_class
             problems = validate(args[1])

@@ -14,10 +14,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .checkpoint import CheckpointError, save_checkpoint
-from .checkpoint import load_checkpoint as read_checkpoint
-from .distributed import current as current_shard
-from .errors import GangalError
+from gangal_core.errors import GangalError
+from gangal_core.io.checkpoint import CheckpointError, save_checkpoint
+from gangal_core.io.checkpoint import load_checkpoint as read_checkpoint
+from gangal_core.runtime.distributed import current as current_shard
 
 __all__ = ["Interrupted", "LossHistory", "TrainingLoop", "load_checkpoint"]
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from gangal_core import FunctionSimulator, Parameter, Simulator, simulator_from_function
-from gangal_core.testing import check_simulator
+from gangal_core.simulation.testing import check_simulator
 
 PARAMETERS = (Parameter("x", 1.0, 7.0, unit="px"), Parameter("level", 0.0, 2.0))
 

@@ -53,16 +53,16 @@ import gangal_core.plugins as plugins_module
 from gangal_core import Parameter, Simulator
 from gangal_core import calibration as cal
 from gangal_core import config as config_module
-from gangal_core.chain import load_generator, save_network
-from gangal_core.checkpoint import load_checkpoint, save_checkpoint
+from gangal_core.calibration.networks import ConvCritic, ConvEmulator, ImageScale, ParameterEstimator
+from gangal_core.calibration.run import CHECKPOINT
+from gangal_core.chain.networks import DCGANGenerator
+from gangal_core.chain.stages import load_generator, save_network
 from gangal_core.cli import app
-from gangal_core.commands import CHECKPOINT
 from gangal_core.errors import GangalError
-from gangal_core.gan import DCGANGenerator
-from gangal_core.io import read_images
-from gangal_core.networks import ConvCritic, ConvEmulator, ImageScale, ParameterEstimator
+from gangal_core.io.checkpoint import load_checkpoint, save_checkpoint
+from gangal_core.io.images import read_images
 from gangal_core.plugins import RegisteredThing, build_registry
-from gangal_core.simulation import read_parameter_csv
+from gangal_core.simulation.engine import read_parameter_csv
 
 #: Examples tried, by kind of bad input; and the tests of this module that have run.
 CASES: Counter[str] = Counter()

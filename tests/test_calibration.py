@@ -19,8 +19,7 @@ from typer.testing import CliRunner
 
 from gangal_core import Parameter, Simulator
 from gangal_core import calibration as cal
-from gangal_core.cli import app
-from gangal_core.networks import (
+from gangal_core.calibration.networks import (
     ConvCritic,
     ConvEmulator,
     Discriminator,
@@ -28,6 +27,8 @@ from gangal_core.networks import (
     ParameterGenerator,
     Siamese,
 )
+from gangal_core.cli import app
+from gangal_core.errors import ConfigError
 from gangal_core.plugins import get_registry
 from gangal_core.training import Interrupted
 
@@ -181,7 +182,7 @@ def test_paper_recipe_pretrains_with_a_siamese_network() -> None:
 
 
 def test_unknown_recipe_and_architecture_are_named() -> None:
-    with pytest.raises(cal.ConfigError, match=r"--recipe.*likelihood, paper.*'fast'"):
+    with pytest.raises(ConfigError, match=r"--recipe.*likelihood, paper.*'fast'"):
         cal.pretrain(Blob(), iterations=1, recipe="fast", progress=False)
     with pytest.raises(Exception, match=r"No emulator named 'huge'.*conv"):
         cal.pretrain(Blob(), iterations=1, emulator_arch="huge", progress=False)
@@ -201,13 +202,13 @@ def test_emulator_round_trips_through_safetensors(blob_emulator, tmp_path) -> No
 
 
 def test_bad_emulator_files_are_named(tmp_path) -> None:
-    with pytest.raises(cal.ConfigError, match=r"no emulator.safetensors.*gangal pretrain"):
+    with pytest.raises(ConfigError, match=r"no emulator.safetensors.*gangal pretrain"):
         cal.load_emulator(tmp_path)
     (tmp_path / "junk.safetensors").write_bytes(b"not safetensors")
-    with pytest.raises(cal.ConfigError, match=r"junk.safetensors.*not a readable safetensors"):
+    with pytest.raises(ConfigError, match=r"junk.safetensors.*not a readable safetensors"):
         cal.load_emulator(tmp_path / "junk.safetensors")
     save_file({"w": torch.zeros(2)}, str(tmp_path / "other.safetensors"))
-    with pytest.raises(cal.ConfigError, match=r"other.safetensors.*not a gangal emulator"):
+    with pytest.raises(ConfigError, match=r"other.safetensors.*not a gangal emulator"):
         cal.load_emulator(tmp_path / "other.safetensors")
 
 
@@ -325,13 +326,13 @@ def test_interrupted_run_resumes_to_the_same_result(blob_emulator, tmp_path, mon
 
 
 def test_incompatible_inputs_are_refused(blob_emulator) -> None:
-    with pytest.raises(cal.ConfigError, match=r"--true-data: expected images of shape \(1, 8, 8\)"):
+    with pytest.raises(ConfigError, match=r"--true-data: expected images of shape \(1, 8, 8\)"):
         _calibrate(blob_emulator, torch.zeros(10, 1, 9, 9))
-    with pytest.raises(cal.ConfigError, match="NaN"):
+    with pytest.raises(ConfigError, match="NaN"):
         _calibrate(blob_emulator, torch.full((10, 1, 8, 8), float("nan")))
     from gangal_core.plugins import get_registry
 
-    with pytest.raises(cal.ConfigError, match="pretrained for simulator 'blob', not 'circle'"):
+    with pytest.raises(ConfigError, match="pretrained for simulator 'blob', not 'circle'"):
         cal.calibrate(
             get_registry().simulator("circle"), blob_emulator, torch.zeros(10, 1, 28, 28), progress=False
         )
@@ -342,7 +343,7 @@ def test_true_set_is_a_truncated_gaussian_inside_the_ranges() -> None:
     assert images.shape == (3000, 1, 8, 8)
     assert params[:, 0].max() <= 2.0 and params[:, 0].min() > 1.0
     assert abs(float(params[:, 1].mean()) - 0.1) < 0.002
-    with pytest.raises(cal.ConfigError, match=r"missing \['n'\]"):
+    with pytest.raises(ConfigError, match=r"missing \['n'\]"):
         cal.make_true_set(Blob(), {"b": (1.0, 0.1)}, n=10)
 
 

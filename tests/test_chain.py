@@ -16,10 +16,11 @@ import torch
 from gangal_stackgan import StackGANGenerator, StackGANRefiner
 from torch import nn
 
-from gangal_core.chain import DCGANTrainer, RefinerTrainer, load_generator, sample_chain, save_network
-from gangal_core.data import DataSource
+from gangal_core.chain.networks import DCGANDiscriminator, DCGANGenerator, Refiner, validate_refiner_class
+from gangal_core.chain.stages import load_generator, sample_chain, save_network
+from gangal_core.chain.trainers import DCGANTrainer, RefinerTrainer
+from gangal_core.data.sources import DataSource
 from gangal_core.errors import GangalError
-from gangal_core.gan import DCGANDiscriminator, DCGANGenerator, Refiner, validate_refiner_class
 
 
 class Ellipses(DataSource):

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from gangal_core.cli import app
-from gangal_core.io import read_images
+from gangal_core.io.images import read_images
 
 runner = CliRunner()
 TINY = ["--data", "synthetic", "--data-option", "n=48", "--width", "4", "--batch-size", "16,16",

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from gangal_core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from gangal_core.io.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
 
 def _assert_same(a, b, where="state"):

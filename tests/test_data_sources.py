@@ -14,7 +14,8 @@ import pytest
 import torch
 from PIL import Image
 
-from gangal_core.data import DataSource, ImageBatches, downscale_nearest, open_data_source
+from gangal_core.data.batches import ImageBatches
+from gangal_core.data.sources import DataSource, downscale_nearest, open_data_source
 from gangal_core.errors import ConfigError, GangalError, ImageFormatError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "plugins"))  # before `pip install -e .` has them

@@ -9,8 +9,8 @@ import torch
 from typer.testing import CliRunner
 
 from gangal_core.cli import app
-from gangal_core.devices import check_precision, resolve_device
 from gangal_core.errors import ConfigError
+from gangal_core.runtime.devices import check_precision, resolve_device
 
 TINY_CALIBRATE = [
     "calibrate", "--simulator", "circle", "--pretrain-iterations", "30", "--iterations", "30",

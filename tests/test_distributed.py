@@ -22,8 +22,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from gangal_core.distributed import SIMULATION_BLOCK, Shard
 from gangal_core.errors import ConfigError
+from gangal_core.runtime.distributed import SIMULATION_BLOCK, Shard
 
 ARGS = [
     "calibrate", "--simulator", "circle", "--pretrain-iterations", "60", "--iterations", "60",
@@ -146,7 +146,7 @@ def test_chain_training_in_two_processes_matches_one(tmp_path) -> None:
 
 
 def test_global_batch_norm_is_plain_batch_norm_in_one_process() -> None:
-    from gangal_core.distributed import global_batch_norm
+    from gangal_core.runtime.distributed import global_batch_norm
 
     net = torch.nn.Sequential(torch.nn.Conv2d(1, 3, 3), torch.nn.BatchNorm2d(3))
     assert global_batch_norm(net, torch.device("cpu")) is net

@@ -6,9 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from gangal_core.calibration import autocorrelation_time, snapshot_mixture
+from gangal_core.calibration.predictive import (
+    MIN_IMAGES,
+    auc_with_error,
+    predictive_check,
+    simulate_best_match,
+)
+from gangal_core.calibration.result import autocorrelation_time, snapshot_mixture
 from gangal_core.plugins import get_registry
-from gangal_core.predictive import MIN_IMAGES, auc_with_error, predictive_check, simulate_best_match
 
 WIDE = (np.full(2, -1e9), np.full(2, 1e9))
 

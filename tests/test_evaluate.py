@@ -16,8 +16,8 @@ from typer.testing import CliRunner
 
 from gangal_core import plugins as plugins_module
 from gangal_core.cli import app
-from gangal_core.compare import centre_crop, closest_match, compare_measurements, nearest_l1
-from gangal_core.evaluation import Evaluator, Measurements, validate_evaluator_class
+from gangal_core.evaluation.compare import centre_crop, closest_match, compare_measurements, nearest_l1
+from gangal_core.evaluation.evaluator import Evaluator, Measurements, validate_evaluator_class
 from gangal_core.plugins import build_registry
 
 STUB = """

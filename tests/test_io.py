@@ -16,7 +16,7 @@ from PIL import Image
 from safetensors.numpy import save_file
 
 from gangal_core.errors import ImageFormatError
-from gangal_core.io import IMAGE_SUFFIXES, describe_supported, read_images, read_simulation_folder
+from gangal_core.io.images import IMAGE_SUFFIXES, describe_supported, read_images, read_simulation_folder
 
 RNG = np.random.default_rng(0)
 

@@ -20,8 +20,8 @@ import pytest
 from gangal_isophote import IsophoteEvaluator
 from gangal_isophote.preprocess import ellipse_sum, to_upscaled, upscale_bicubic
 
-from gangal_core.data import open_data_source
-from gangal_core.evaluation import OK, Measurements
+from gangal_core.data.sources import open_data_source
+from gangal_core.evaluation.evaluator import OK, Measurements
 
 QUANTITIES = ("ellipticity", "angle", "flux", "sma")
 
@@ -195,7 +195,7 @@ def test_misuse_raises():
 
 
 def test_registered_as_isophote():
-    from gangal_core.evaluation import validate_evaluator_class
+    from gangal_core.evaluation.evaluator import validate_evaluator_class
     from gangal_core.plugins import get_registry
 
     assert get_registry().get("evaluator", "isophote").obj is IsophoteEvaluator

@@ -21,7 +21,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from gangal_core.checkpoint import load_checkpoint
+from gangal_core.io.checkpoint import load_checkpoint
 
 HELPER = Path(__file__).parent / "helpers" / "slow_save.py"
 CALIBRATE = [

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from gangal_core.cli import app
 from gangal_core.errors import ConfigError
 from gangal_core.plugins import get_registry
-from gangal_core.simulator import parse_ranges, with_ranges
+from gangal_core.simulation.simulator import parse_ranges, with_ranges
 
 
 def test_a_range_replaces_only_the_named_parameters() -> None:
@@ -66,7 +66,7 @@ def test_pretrain_saves_the_run_ranges_and_calibrate_refuses_a_mix(tmp_path) -> 
     pretrain = ["pretrain", "--simulator", "circle", "--iterations", "5", "--batch-size", "32"]
     result = runner.invoke(app, [*pretrain, "--range", "r=6:10", "--no-progress", "--out", str(emu)])
     assert result.exit_code == 0, result.output
-    from gangal_core.calibration import load_emulator
+    from gangal_core.calibration.emulator import load_emulator
 
     ranges = {p["name"]: (p["low"], p["high"]) for p in load_emulator(emu).parameters}
     assert ranges["r"] == (6.0, 10.0)

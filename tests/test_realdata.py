@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gangal_core.io import read_images
+from gangal_core.io.images import read_images
 
 SAMPLE = Path(__file__).resolve().parents[2] / "shared/data/galaxyzoo2-sample"
 

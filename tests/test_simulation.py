@@ -21,9 +21,9 @@ import gangal_core.plugins as plugins_module
 from gangal_core import Parameter, Simulator
 from gangal_core.cli import app
 from gangal_core.errors import ConfigError, PluginError
-from gangal_core.io import read_images, read_simulation_folder
+from gangal_core.io.images import read_images, read_simulation_folder
 from gangal_core.plugins import RegisteredThing, build_registry
-from gangal_core.simulation import chunk_generator, read_parameter_csv, run_simulation
+from gangal_core.simulation.engine import chunk_generator, read_parameter_csv, run_simulation
 
 CHUNK = 64
 

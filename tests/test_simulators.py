@@ -12,7 +12,7 @@ from gangal_circle import RING_WIDTH, CircleSimulator
 from gangal_polynomial import LINE_WIDTH, PolynomialSimulator
 
 from gangal_core import Parameter, Simulator
-from gangal_core.testing import SimulatorCheckError, check_simulator
+from gangal_core.simulation.testing import SimulatorCheckError, check_simulator
 
 SIMULATORS = [PolynomialSimulator, CircleSimulator]
 

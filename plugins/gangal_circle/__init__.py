@@ -12,8 +12,7 @@ from typing import ClassVar
 
 import torch
 
-from gangal_core import Parameter, Simulator, hookimpl
-from gangal_core.rendering import pixel_centres, render_separable
+from gangal_core import Parameter, Simulator, hookimpl, pixel_centres, render_separable
 
 __all__ = ["CircleSimulator", "register_simulators"]
 

@@ -38,9 +38,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from gangal_core import hookimpl
-from gangal_core.data import DataSource
-from gangal_core.errors import ConfigError, ImageFormatError
+from gangal_core import ConfigError, DataSource, ImageFormatError, hookimpl
 
 from .selection import (
     ID_COLUMN,

@@ -25,8 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from gangal_core.data import DataSource
-from gangal_core.errors import ConfigError, ImageFormatError
+from gangal_core import ConfigError, DataSource, ImageFormatError
 
 from .selection import Condition, apply_selection, describe_selection, parse_selection
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gangal_core.errors import ConfigError
+from gangal_core import ConfigError
 
 __all__ = ["Condition", "apply_selection", "describe_selection", "parse_selection", "read_catalogue"]
 

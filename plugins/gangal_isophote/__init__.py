@@ -28,8 +28,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from gangal_core import hookimpl
-from gangal_core.evaluation import Evaluator, Measurements
+from gangal_core import Evaluator, Measurements, hookimpl
 
 from .preprocess import as_image_batch, prepare
 

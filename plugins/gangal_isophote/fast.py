@@ -40,7 +40,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from gangal_core.evaluation import OK
+from gangal_core import OK
 
 from .preprocess import SMA_STEP, StartGeometry, ellipse_sum, prepare, sma_grid, start_points, upscale_factor
 

@@ -44,7 +44,7 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
-from gangal_core.evaluation import OK
+from gangal_core import OK
 
 __all__ = [
     "RETRY_FACTORS",

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from gangal_core.evaluation import OK
+from gangal_core import OK
 
 from .preprocess import (
     RETRY_FACTORS,

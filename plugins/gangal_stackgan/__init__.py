@@ -22,8 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gangal_core import hookimpl
-from gangal_core.gan import DCGANDiscriminator, Refiner, init_weights
+from gangal_core import DCGANDiscriminator, Refiner, hookimpl, init_weights
 
 __all__ = ["StackGANGenerator", "StackGANRefiner", "register_refiners"]
 

@@ -43,10 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from gangal_core import hookimpl
-from gangal_core.atomic import atomic_open
-from gangal_core.data import DataSource
-from gangal_core.errors import ConfigError
+from gangal_core import ConfigError, DataSource, atomic_open, hookimpl
 
 __all__ = [
     "NAME",

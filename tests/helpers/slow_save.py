@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-import gangal_core.checkpoint as checkpoint
+import gangal_core.io.checkpoint as checkpoint
 
 _freeze_at = int(os.environ["GANGAL_TEST_FREEZE_SAVE"])
 _marker = Path(os.environ["GANGAL_TEST_MARKER"])

@@ -40,8 +40,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from gangal_core import hookimpl
-from gangal_core.evaluation import OK, Evaluator, Measurements
+from gangal_core import OK, Evaluator, Measurements, hookimpl
 
 __all__ = [
     "ANNULUS",

@@ -33,8 +33,8 @@ from scipy.optimize import brentq
 from scipy.special import erf, gamma, gammainc, gammaincinv
 from typer.testing import CliRunner
 
+from gangal_core import Measurements, validate_evaluator_class
 from gangal_core.cli import app
-from gangal_core.evaluation import Measurements, validate_evaluator_class
 from gangal_core.plugins import get_registry
 
 METHODS = ("fast", "photutils")
@@ -185,7 +185,7 @@ def test_results_do_not_depend_on_batches():
 
 
 def test_fast_agrees_with_photutils_on_noisy_galaxies():
-    from gangal_core.data import open_data_source
+    from gangal_core import open_data_source
 
     source = open_data_source("synthetic", n=10, resolution=64)
     images = np.stack([source.read(i) for i in range(len(source))]).sum(axis=1)

@@ -55,8 +55,7 @@ from typing import Any
 
 import numpy as np
 
-from gangal_core import ConfigError, ImageFormatError, hookimpl
-from gangal_core.data import DataSource
+from gangal_core import ConfigError, DataSource, ImageFormatError, hookimpl
 
 __all__ = [
     "FITS_SUFFIXES",

@@ -19,10 +19,9 @@ from astropy.io import fits
 from gangal_fitsdir import FitsFolder, open_fitsdir
 from typer.testing import CliRunner
 
-from gangal_core import ConfigError, ImageFormatError
+from gangal_core import ConfigError, ImageFormatError, open_data_source, read_images
 from gangal_core.cli import app
-from gangal_core.data import ImageBatches, open_data_source
-from gangal_core.io import read_images
+from gangal_core.data.batches import ImageBatches
 from gangal_core.plugins import get_registry
 
 SIDE = 24

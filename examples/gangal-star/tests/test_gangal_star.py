@@ -12,9 +12,8 @@ import pytest
 import torch
 from gangal_star import PHOTONS_PER_UNIT, STAMP, STAR_PERCALL, StarSimulator, expected_counts, star_one
 
-from gangal_core import simulator_from_function
+from gangal_core import check_simulator, simulator_from_function
 from gangal_core.plugins import get_registry
-from gangal_core.testing import check_simulator
 
 NPIX = STAMP * STAMP
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .errors import ConfigError, GangalError
+from gangal_core.errors import ConfigError, GangalError
 
 __all__ = ["load_checked"]
 

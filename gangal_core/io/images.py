@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ImageFormatError
+from gangal_core.errors import ImageFormatError
 
 __all__ = ["IMAGE_SUFFIXES", "MANIFEST_NAME", "describe_supported", "read_images", "read_simulation_folder"]
 

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import torch
 
-from .errors import ConfigError
+from gangal_core.errors import ConfigError
 
 __all__ = ["DEVICES", "PRECISIONS", "autocast", "check_precision", "resolve_device", "to_device"]
 

@@ -26,8 +26,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from gangal_core.errors import GangalError
+
 from .atomic import atomic_open
-from .errors import GangalError
 
 __all__ = ["CHECKPOINT_FORMAT", "CheckpointError", "load_checkpoint", "save_checkpoint"]
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from .hookspecs import hookimpl
+from gangal_core.hookspecs import hookimpl
+
 from .networks import ConvCritic, ConvEmulator
 
 

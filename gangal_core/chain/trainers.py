@@ -26,27 +26,28 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .atomic import atomic_open
-from .data import DataSource, ImageBatches
-from .devices import autocast, check_precision, to_device
-from .distributed import current as current_shard
-from .distributed import global_batch_norm
-from .errors import ConfigError, GangalError, PluginError
-from .gan import LATENT_SIZE, DCGANDiscriminator, DCGANGenerator, ExponentialMovingAverage, Refiner
-from .training import LossHistory, TrainingLoop
-from .weights import load_checked
+from gangal_core.data.batches import ImageBatches
+from gangal_core.data.sources import DataSource
+from gangal_core.errors import ConfigError
+from gangal_core.io.atomic import atomic_open
+from gangal_core.runtime.devices import autocast, check_precision, to_device
+from gangal_core.runtime.distributed import current as current_shard
+from gangal_core.runtime.distributed import global_batch_norm
+from gangal_core.training import LossHistory, TrainingLoop
 
-__all__ = [
-    "STAGE_FORMAT",
-    "DCGANTrainer",
-    "GANTrainer",
-    "RefinerTrainer",
-    "load_generator",
-    "sample_chain",
-    "save_network",
-]
+from .networks import (
+    LATENT_SIZE,
+    DCGANDiscriminator,
+    DCGANGenerator,
+    ExponentialMovingAverage,
+    Refiner,
+    channels_last,
+)
+from .stages import save_network
 
-STAGE_FORMAT = "gangal-gan-stage/1"
+__all__ = ["CHECKPOINT", "GRID_SIZE", "DCGANTrainer", "GANTrainer", "RefinerTrainer", "StageResult"]
+
+
 CHECKPOINT = "checkpoint.safetensors"
 GRID_SIZE = 36  # images in each sample grid
 
@@ -178,11 +179,11 @@ class GANTrainer:
         batch = next(self._batches_iter)
         self._position = (epoch, b + 1)
         dev, mixed = self.device, autocast(self.device, self.precision)
-        real = _channels_last(to_device(self.real_images(batch), dev))
+        real = channels_last(to_device(self.real_images(batch), dev))
         generator_input = to_device(self.generator_input(batch), dev)
         real_labels = to_device(self.real_labels(len(real)), dev)
         with mixed:
-            fake = self.generator(_channels_last(generator_input))
+            fake = self.generator(channels_last(generator_input))
 
             self.opt_d.zero_grad(set_to_none=True)
             real_logits = self.discriminator(real).float()
@@ -287,15 +288,15 @@ class GANTrainer:
         }
         with atomic_open(self.folder / "training.json", "w") as fh:
             json.dump(summary, fh, indent=2)
-        from .report import plot_losses
+        from gangal_core.calibration.report import plot_losses
 
         plot_losses(self.folder / "losses.png", self.history.state_dict(), title=f"{self.stage} training")
 
     @torch.no_grad()
     def save_grid(self, epoch: int) -> None:
-        from .report import save_contact_sheet
+        from gangal_core.io.plots import save_contact_sheet
 
-        images = self.ema.model(_channels_last(to_device(self.grid_input(), self.device))).float().cpu()
+        images = self.ema.model(channels_last(to_device(self.grid_input(), self.device))).float().cpu()
         (self.folder / "samples").mkdir(parents=True, exist_ok=True)
         save_contact_sheet(self.folder / "samples" / f"epoch-{epoch:04d}.png", (images + 1) / 2)
 
@@ -310,10 +311,6 @@ def _my_rows(batch_size: int) -> slice:
         )
     per = batch_size // shard.world_size
     return slice(shard.rank * per, (shard.rank + 1) * per)
-
-
-def _channels_last(x: torch.Tensor) -> torch.Tensor:
-    return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
 
 
 class DCGANTrainer(GANTrainer):
@@ -456,129 +453,3 @@ class RefinerTrainer(GANTrainer):
 
     def metadata(self) -> dict[str, Any]:
         return {"stage": self.refiner.name, "refiner": self.refiner.name, "config": self.refiner.config()}
-
-
-# ---- files ---------------------------------------------------------------------------------------
-def save_network(path: Path, network: nn.Module, *, role: str, **metadata: Any) -> Path:
-    """Write ``network``'s weights as safetensors with the metadata that rebuilds it.
-
-    Parameters
-    ----------
-    path : Path
-        Destination ``.safetensors`` file (written atomically).
-    network : nn.Module
-        The network.
-    role : str
-        ``"generator"``, ``"generator-ema"`` or ``"discriminator"``.
-    **metadata
-        JSON-serialisable facts: ``stage``, the network ``generator``/``config`` options...
-    """
-    from safetensors.torch import save
-
-    tensors = {k: v.detach().cpu().contiguous() for k, v in network.state_dict().items()}
-    header = {"gangal": json.dumps({"format": STAGE_FORMAT, "role": role, **metadata}, default=str)}
-    with atomic_open(path, "wb") as fh:
-        fh.write(save(tensors, metadata=header))
-    return path
-
-
-def read_stage_metadata(path: Path) -> dict[str, Any]:
-    """The gangal metadata of a stage's safetensors file, with a clear error for other files."""
-    from safetensors import safe_open
-
-    if not path.is_file():
-        raise GangalError(f"{path}: no such file; train the stage first (gangal train).")
-    try:
-        with safe_open(str(path), framework="pt") as fh:
-            raw = (fh.metadata() or {}).get("gangal")
-        meta = json.loads(raw) if raw else None
-    except Exception as exc:
-        raise GangalError(f"{path}: not a readable safetensors file ({type(exc).__name__}: {exc}).") from exc
-    if not isinstance(meta, dict) or meta.get("format") != STAGE_FORMAT:
-        found = meta.get("format") if isinstance(meta, dict) else "no gangal metadata"
-        raise GangalError(f"{path}: expected a gangal chain stage ({STAGE_FORMAT}), found {found}.")
-    return meta
-
-
-def load_generator(folder: Path, *, weights: str = "ema") -> tuple[nn.Module, dict[str, Any]]:
-    """Rebuild a stage's generator from its folder alone, in evaluation mode.
-
-    Parameters
-    ----------
-    folder : Path
-        A stage folder written by ``gangal train`` (e.g. ``MODEL/dcgan``).
-    weights : {"ema", "raw"}, optional
-        The moving-average weights (default) or the last training step's.
-    """
-    from .plugins import get_registry
-
-    if weights not in ("ema", "raw"):
-        raise GangalError(f"--weights {weights!r}: expected ema or raw.")
-    path = Path(folder) / ("generator-ema.safetensors" if weights == "ema" else "generator.safetensors")
-    meta = read_stage_metadata(path)
-    stage = meta.get("stage")
-    try:
-        if stage == "dcgan":
-            options = meta.get("generator")
-            if not isinstance(options, dict):
-                raise GangalError(f"{path}: its metadata has no generator options (found {options!r}).")
-
-            def build() -> dict[str, nn.Module]:
-                return {"": DCGANGenerator(**options)}
-
-        else:
-            refiner, config = meta.get("refiner"), meta.get("config")
-            if not isinstance(refiner, str) or not isinstance(config, dict):
-                raise GangalError(
-                    f"{path}: stage {stage!r} is not dcgan, so its metadata must name a refiner and its "
-                    f"config; found refiner={refiner!r}, config={config!r}."
-                )
-            refiner_cls = get_registry().get("refiner", refiner).obj
-
-            def build() -> dict[str, nn.Module]:
-                return {"": refiner_cls(**config).build_generator()}
-
-    except PluginError as exc:
-        raise GangalError(f"{path}: {exc}") from None
-    network = load_checked(path, build, label=str(path), error=GangalError)[""]
-    return network.eval().requires_grad_(False), meta
-
-
-@torch.no_grad()
-def sample_chain(
-    stages: list[tuple[nn.Module, dict[str, Any]]],
-    n: int,
-    *,
-    seed: int = 0,
-    batch_size: int = 256,
-    device: str | torch.device = "cpu",
-    precision: str = "float32",
-) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """Draw ``n`` images through a chain: a DCGAN, then any refiners.
-
-    The noise is drawn once for all ``n`` images and every network runs in evaluation
-    mode, so the images depend only on ``seed``, not on ``batch_size``.  Between stages the
-    DCGAN's ``[-1, 1]`` output is mapped to the refiner's ``[0, 1]`` input by
-    ``(x + 1) / 2`` (not by dividing by the maximum after shifting, as the paper's code did).
-
-    Returns
-    -------
-    images : Tensor
-        ``(n, C, R, R)`` in ``[0, 1]``, the last stage's output.
-    per_stage : list of Tensor
-        Each stage's output in ``[0, 1]``.
-    """
-    dev = torch.device(device)
-    precision = check_precision(precision, dev)
-    z = torch.randn(n, LATENT_SIZE, generator=torch.Generator().manual_seed(int(seed)))
-    for network, _ in stages:
-        network.to(dev, memory_format=torch.channels_last)
-    outputs: list[list[torch.Tensor]] = [[] for _ in stages]
-    for start in range(0, n, batch_size):
-        x = to_device(z[start : start + batch_size], dev)
-        for k, (network, _) in enumerate(stages):
-            with autocast(dev, precision):
-                x = (network(_channels_last(x)).float() + 1.0) / 2.0
-            outputs[k].append(x.clamp_(0.0, 1.0).cpu())
-    per_stage = [torch.cat(o) for o in outputs]
-    return per_stage[-1], per_stage

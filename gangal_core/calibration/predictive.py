@@ -180,7 +180,7 @@ def simulate_best_match(simulator: Any, samples: np.ndarray, n: int, *, seed: in
     seed : int, optional
         Seeds the choice of samples and the simulator's noise.
     """
-    from .simulator import simulate_in_chunks
+    from gangal_core.simulation.simulator import simulate_in_chunks
 
     gen = torch.Generator().manual_seed(seed + 32452843)
     m = samples.shape[0]

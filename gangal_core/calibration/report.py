@@ -11,7 +11,6 @@ Plots (PNG, matplotlib's Agg backend, no display needed):
 from __future__ import annotations
 
 import csv
-import io
 from pathlib import Path
 from typing import Any
 
@@ -19,17 +18,16 @@ import numpy as np
 import torch
 from rich.table import Table
 
-from .atomic import atomic_open, atomic_write_bytes
-from .simulator import call_simulator
+from gangal_core.io.atomic import atomic_open
+from gangal_core.io.plots import pyplot, save_figure
+from gangal_core.simulation.simulator import call_simulator
 
 __all__ = [
     "calibration_table",
-    "contact_sheet",
     "plot_emulator_vs_simulator",
     "plot_generated_vs_true",
     "plot_losses",
     "plot_parameters",
-    "save_contact_sheet",
     "write_samples_csv",
 ]
 
@@ -44,7 +42,7 @@ def write_samples_csv(path: Path, names: tuple[str, ...], samples: np.ndarray) -
 
 def calibration_table(doc: dict[str, Any]) -> Table:
     """The paper's Table I/II layout: true and best-match mu and sigma per parameter."""
-    from .calibration import recovery
+    from .result import recovery
 
     names = list(doc["parameters"])
     table = Table(
@@ -61,6 +59,7 @@ def calibration_table(doc: dict[str, Any]) -> Table:
     if known:
         table.add_row("True mu", *(f"{p[n]['true_mean']:.4g}" for n in names))
         table.add_row("True sigma", *(f"{p[n]['true_std']:.4g}" for n in names))
+
     def with_err(entry: dict[str, Any], key: str) -> str:
         err = entry.get(f"{key}_err")
         return f"{entry[key]:.4g}" if err is None else f"{entry[key]:.4g} ± {err:.2g}"
@@ -82,24 +81,6 @@ def calibration_table(doc: dict[str, Any]) -> Table:
     return table
 
 
-def _save(fig: Any, path: Path) -> None:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def plot_parameters(
     path: Path,
     names: tuple[str, ...],
@@ -110,7 +91,7 @@ def plot_parameters(
     ranges: list[tuple[float, float]] | None = None,
 ) -> None:
     """Best-match parameter histograms, with the true ones (or the true Gaussian) behind."""
-    plt = _plt()
+    plt = pyplot()
     k = len(names)
     fig, axes = plt.subplots(1, k, figsize=(3.0 * k, 2.8), squeeze=False)
     for j, (ax, name) in enumerate(zip(axes[0], names, strict=True)):
@@ -129,7 +110,7 @@ def plot_parameters(
         ax.set_yticks([])
     axes[0][0].legend(fontsize=8, frameon=False)
     fig.suptitle("best-match vs true parameter distributions")
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def _image_grid(plt, rows: list[list[torch.Tensor]], titles: list[str], suptitle: str):
@@ -154,7 +135,7 @@ def plot_emulator_vs_simulator(
     path: Path, simulator: Any, emulator: Any, *, n: int = 5, seed: int = 0
 ) -> None:
     """Rows: parameter sets drawn uniformly; columns: simulator, emulator mean, emulator samples."""
-    plt = _plt()
+    plt = pyplot()
     gen = torch.Generator().manual_seed(seed)
     params = simulator.sample_uniform(n, generator=gen)
     sim = call_simulator(simulator, params, generator=gen, where="the emulator plot")
@@ -165,7 +146,7 @@ def plot_emulator_vs_simulator(
     samples = emulator.emulate(params, generator=gen)
     rows = [[sim[i], mean[i], samples[i]] for i in range(n)]
     fig = _image_grid(plt, rows, ["simulator", "emulator mean", "emulator sample"], "emulator vs simulator")
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_generated_vs_true(
@@ -178,7 +159,7 @@ def plot_generated_vs_true(
     seed: int = 0,
 ) -> None:
     """Top rows: the simulator run on best-match parameters; bottom rows: random true images."""
-    plt = _plt()
+    plt = pyplot()
     gen = torch.Generator().manual_seed(seed)
     pick = torch.randint(0, best_params.shape[0], (n,), generator=gen)
     made = call_simulator(
@@ -200,12 +181,12 @@ def plot_generated_vs_true(
             if j == 0:
                 ax.set_ylabel(label, fontsize=8)
     fig.suptitle("best-match simulations vs true images")
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_losses(path: Path, losses: dict[str, Any], *, title: str) -> None:
     """Loss curves from a :class:`gangal_core.training.LossHistory` state."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.2))
     its = np.asarray(losses["iterations"])
     for key, values in losses["values"].items():
@@ -218,36 +199,4 @@ def plot_losses(path: Path, losses: dict[str, Any], *, title: str) -> None:
     ax.set_ylabel("loss")
     ax.set_title(title)
     ax.legend(frameon=False, fontsize=8)
-    _save(fig, path)
-
-
-def contact_sheet(
-    images: np.ndarray | torch.Tensor, *, columns: int | None = None, gap: int = 2
-) -> np.ndarray:
-    """Tile ``(N, C, H, W)`` images in ``[0, 1]`` into one ``(rows*H, columns*W, 3)`` uint8 picture.
-
-    One-channel images are shown grey; images with more than three channels show the first three.
-    """
-    arr = images.detach().cpu().numpy() if isinstance(images, torch.Tensor) else np.asarray(images)
-    n, c, h, w = arr.shape
-    if c == 1:
-        arr = np.repeat(arr, 3, axis=1)
-    arr = np.clip(arr[:, :3], 0.0, 1.0)
-    columns = columns or max(1, int(np.ceil(np.sqrt(n))))
-    rows = -(-n // columns)
-    sheet = np.full((rows * (h + gap) - gap, columns * (w + gap) - gap, 3), 1.0, dtype=np.float32)
-    for k in range(n):
-        r, q = divmod(k, columns)
-        sheet[r * (h + gap) : r * (h + gap) + h, q * (w + gap) : q * (w + gap) + w] = arr[k].transpose(
-            1, 2, 0
-        )
-    return (sheet * 255.0 + 0.5).astype(np.uint8)
-
-
-def save_contact_sheet(path: Path, images: np.ndarray | torch.Tensor, *, columns: int | None = None) -> None:
-    """Write :func:`contact_sheet` of ``images`` as a PNG, atomically."""
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(contact_sheet(images, columns=columns)).save(buf, format="PNG")
-    atomic_write_bytes(path, buf.getvalue())
+    save_figure(fig, path)

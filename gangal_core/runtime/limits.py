@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from .errors import ConfigError
+from gangal_core.errors import ConfigError
 
 __all__ = ["check_fits_in_memory"]
 

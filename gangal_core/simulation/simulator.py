@@ -204,7 +204,7 @@ def _truth_problems(truth: object, params: tuple[Parameter, ...]) -> list[str]:
 
 def parse_ranges(items: tuple[str, ...] | list[str], simulator: Simulator) -> dict[str, tuple[float, float]]:
     """``("r=5:11", ...)`` (``--range``) to ``{"r": (5.0, 11.0)}``, with errors naming the item."""
-    from .errors import ConfigError
+    from gangal_core.errors import ConfigError
 
     names = simulator.parameter_names()
     ranges: dict[str, tuple[float, float]] = {}
@@ -273,7 +273,7 @@ def call_simulator(
     ``where`` says which call it was (``"chunk 3"``, ``"a pretraining batch"``) and ``span`` which
     images (``"images 96-127"``).
     """
-    from .errors import PluginError
+    from gangal_core.errors import PluginError
 
     name = f"simulator {simulator.name!r}"
     try:

@@ -16,38 +16,20 @@ import numpy as np
 import torch
 from rich.console import Console
 
-from . import distributed
-from .atomic import atomic_open, atomic_write_json
-from .config import SampleConfig, TrainConfig
-from .devices import resolve_device
-from .errors import ConfigError, GangalError
+from gangal_core.config import SampleConfig, TrainConfig
+from gangal_core.data.sources import parse_data_options
+from gangal_core.errors import ConfigError, GangalError
+from gangal_core.io.atomic import atomic_open, atomic_write_json
+from gangal_core.runtime import distributed
+from gangal_core.runtime.devices import resolve_device
 
-__all__ = ["parse_data_options", "plan_chain", "run_sample", "run_train"]
+__all__ = ["plan_chain", "run_sample", "run_train"]
 
 CHAIN_FORMAT = "gangal-chain/1"
 STAGE_I = "dcgan"
 #: Epochs of a DCGAN and of a refiner when --epochs is not given: about 16 minutes on 2 CPU
 #: cores for the default 2,048 synthetic galaxies at W = 32.
 DEFAULT_EPOCHS = (20, 12)
-
-
-def parse_data_options(items: tuple[str, ...]) -> dict[str, Any]:
-    """``("n=512", "select=spiral==1")`` to ``{"n": 512, "select": "spiral==1"}``."""
-    options: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip().isidentifier():
-            raise ConfigError(f"--data-option {item!r}: expected KEY=VALUE, e.g. n=512 or select=spiral==1.")
-        value = value.strip()
-        for kind in (int, float):
-            try:
-                options[key.strip()] = kind(value)
-                break
-            except ValueError:
-                continue
-        else:
-            options[key.strip()] = value
-    return options
 
 
 def _per_stage(values: tuple[int, ...], chain: tuple[str, ...], option: str) -> list[int | None]:
@@ -69,7 +51,7 @@ def plan_chain(chain: tuple[str, ...], *, resolution: int = 64) -> list[dict[str
     The DCGAN may only come first; every other stage must be a registered refiner, whose
     input resolution is the previous stage's output.
     """
-    from .plugins import get_registry
+    from gangal_core.plugins import get_registry
 
     registry = get_registry()
     plan, current = [], resolution
@@ -91,8 +73,9 @@ def plan_chain(chain: tuple[str, ...], *, resolution: int = 64) -> list[dict[str
 
 def run_train(cfg: TrainConfig, *, progress: bool = True, console: Console | None = None) -> dict[str, Any]:
     """``gangal train``: train each stage of the chain in turn into ``OUT/<stage>``."""
-    from .chain import DCGANTrainer, RefinerTrainer
-    from .data import open_data_source
+    from gangal_core.data.sources import open_data_source
+
+    from .trainers import DCGANTrainer, RefinerTrainer
 
     console = console or Console()
     device = distributed.process_device(resolve_device(cfg.device))
@@ -185,8 +168,8 @@ def _finished(folder: Path, epochs: int) -> bool:
 
 def _write_real_sheets(folder: Path, source: Any, plan: list[dict[str, Any]]) -> None:
     """Contact sheets of real images at each stage's resolution, to set beside the samples."""
-    from .data import downscale_nearest
-    from .report import save_contact_sheet
+    from gangal_core.data.sources import downscale_nearest
+    from gangal_core.io.plots import save_contact_sheet
 
     sides = {s.get("resolution") or s["input_resolution"] * s["class"].scale for s in plan}
     picks = np.linspace(0, len(source) - 1, min(36, len(source))).astype(int)
@@ -200,7 +183,7 @@ def _write_real_sheets(folder: Path, source: Any, plan: list[dict[str, Any]]) ->
 
 def run_sample(cfg: SampleConfig, *, console: Console | None = None) -> Path:
     """``gangal sample``: draw images through a trained chain and write them."""
-    from .chain import load_generator, sample_chain
+    from .stages import load_generator, sample_chain
 
     console = console or Console()
     if cfg.out.exists() and (cfg.out / "samples.npy").exists():
@@ -210,8 +193,9 @@ def run_sample(cfg: SampleConfig, *, console: Console | None = None) -> Path:
     stages = [load_generator(cfg.model / name, weights=cfg.weights) for name in cfg.chain]
     _check_compatible(cfg, stages)
     if cfg.chain[0] == STAGE_I:  # every stage's images are held at once: one image tells their size
-        from .gan import LATENT_SIZE
-        from .limits import check_fits_in_memory
+        from gangal_core.runtime.limits import check_fits_in_memory
+
+        from .networks import LATENT_SIZE
 
         _, per_stage = sample_chain(stages, 1, seed=cfg.seed)
         per_image = 4 * (LATENT_SIZE + sum(x[0].numel() for x in per_stage))
@@ -241,7 +225,7 @@ def run_sample(cfg: SampleConfig, *, console: Console | None = None) -> Path:
 
 
 def _check_compatible(cfg: SampleConfig, stages: list[tuple[Any, dict[str, Any]]]) -> None:
-    from .plugins import get_registry
+    from gangal_core.plugins import get_registry
 
     if cfg.chain[0] != STAGE_I and cfg.data is None:
         raise ConfigError(
@@ -270,7 +254,7 @@ def _check_compatible(cfg: SampleConfig, stages: list[tuple[Any, dict[str, Any]]
 
 def _refine_real(cfg: SampleConfig, stages: list[tuple[Any, dict[str, Any]]]) -> torch.Tensor:
     """Refine the first ``n`` real images of ``--data`` (the paper's Fig. 9)."""
-    from .data import downscale_nearest, open_data_source
+    from gangal_core.data.sources import downscale_nearest, open_data_source
 
     source = open_data_source(cfg.data, **parse_data_options(cfg.data_option))
     side = stages[0][1]["config"]["input_resolution"]
@@ -286,7 +270,7 @@ def _refine_real(cfg: SampleConfig, stages: list[tuple[Any, dict[str, Any]]]) ->
 def _write_samples(cfg: SampleConfig, images: np.ndarray) -> None:
     from PIL import Image
 
-    from .report import save_contact_sheet
+    from gangal_core.io.plots import save_contact_sheet
 
     with atomic_open(cfg.out / "samples.npy", "wb") as fh:
         np.save(fh, images.astype(np.float32))

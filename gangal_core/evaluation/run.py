@@ -17,10 +17,11 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from .atomic import atomic_open, atomic_write_json
-from .config import EvaluateConfig
-from .errors import ConfigError, GangalError
-from .evaluation import Measurements
+from gangal_core.config import EvaluateConfig
+from gangal_core.errors import ConfigError, GangalError
+from gangal_core.io.atomic import atomic_open, atomic_write_json
+
+from .evaluator import Measurements
 
 __all__ = ["load_image_set", "reduce_band", "run_evaluate"]
 
@@ -49,9 +50,9 @@ def load_image_set(
     n : int, optional
         Keep a seeded random subset of this many images.
     """
-    from .data import downscale_nearest, open_data_source, parse_data_spec
-    from .io import read_images
-    from .plugins import get_registry
+    from gangal_core.data.sources import downscale_nearest, open_data_source, parse_data_spec
+    from gangal_core.io.images import read_images
+    from gangal_core.plugins import get_registry
 
     path = Path(spec).expanduser()
     name, _ = parse_data_spec(spec) if not path.exists() else ("", None)
@@ -82,7 +83,7 @@ def _subset(total: int, n: int | None, seed: int) -> np.ndarray:
 
 def _file_labels(path: Path, count: int) -> list[str]:
     if path.is_dir():
-        from .io import FOLDER_SUFFIXES
+        from gangal_core.io.images import FOLDER_SUFFIXES
 
         names = sorted(p.name for p in path.iterdir() if p.name.lower().endswith(FOLDER_SUFFIXES))
         if len(names) == count:
@@ -109,7 +110,9 @@ def run_evaluate(
     cfg: EvaluateConfig, *, progress: bool = True, console: Console | None = None
 ) -> dict[str, Any]:
     """``gangal evaluate``: measurements, comparison, closest match, plots and ``evaluation.json``."""
-    from .chain_commands import parse_data_options
+    from gangal_core.data.sources import parse_data_options
+    from gangal_core.plugins import get_registry
+
     from .compare import (
         closest_match,
         compare_measurements,
@@ -117,7 +120,6 @@ def run_evaluate(
         plot_distances,
         plot_histograms,
     )
-    from .plugins import get_registry
 
     console = console or Console()
     started = time.perf_counter()

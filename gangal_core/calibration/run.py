@@ -16,20 +16,22 @@ import numpy as np
 import torch
 from rich.console import Console
 
-from . import distributed
-from .atomic import atomic_open, atomic_write_json
-from .config import CalibrateConfig, EmulateConfig, PretrainConfig
-from .errors import ConfigError
+from gangal_core.config import CalibrateConfig, EmulateConfig, PretrainConfig
+from gangal_core.errors import ConfigError
+from gangal_core.io.atomic import atomic_open, atomic_write_json
+from gangal_core.runtime import distributed
 
-__all__ = ["parse_truth", "run_calibrate", "run_emulate", "run_pretrain"]
+from .truth import parse_truth
+
+__all__ = ["run_calibrate", "run_emulate", "run_pretrain"]
 
 CHECKPOINT = "checkpoint.safetensors"
 
 
 def _simulator(cfg: Any) -> Any:
     """The registered simulator, with the run's ``--range`` overrides."""
-    from .plugins import get_registry
-    from .simulator import parse_ranges, with_ranges
+    from gangal_core.plugins import get_registry
+    from gangal_core.simulation.simulator import parse_ranges, with_ranges
 
     sim = get_registry().simulator(cfg.simulator)
     return with_ranges(sim, parse_ranges(cfg.range, sim))
@@ -37,7 +39,7 @@ def _simulator(cfg: Any) -> Any:
 
 def _device(name: str) -> Any:
     """``--device`` resolved; under torchrun each process takes the GPU of its local rank."""
-    from .devices import resolve_device
+    from gangal_core.runtime.devices import resolve_device
 
     return distributed.process_device(resolve_device(name))
 
@@ -85,7 +87,8 @@ def _pretrain_into(
     progress: bool,
 ) -> tuple[Any, Path]:
     """Pretrain (or resume pretraining) into ``folder``: weights, checkpoint and plots."""
-    from .calibration import pretrain, save_emulator
+    from .emulator import save_emulator
+    from .pretraining import pretrain
 
     emu = pretrain(
         sim,
@@ -122,31 +125,12 @@ def _emulator_plots(sim: Any, emu: Any, folder: Path, *, seed: int) -> None:
         )
 
 
-def parse_truth(items: tuple[str, ...], names: tuple[str, ...]) -> dict[str, tuple[float, float]]:
-    """``("r=8,0.5", ...)`` to ``{"r": (8.0, 0.5)}``, with errors that name the bad item."""
-    truth: dict[str, tuple[float, float]] = {}
-    for item in items:
-        name, _, rest = item.partition("=")
-        name = name.strip()
-        try:
-            mean, std = (float(v) for v in rest.split(","))
-        except ValueError:
-            raise ConfigError(f"--truth {item!r}: expected NAME=MEAN,STD, e.g. r=8,0.5.") from None
-        if name not in names:
-            raise ConfigError(
-                f"--truth {item!r}: {name!r} is not a parameter; the parameters are {', '.join(names)}."
-            )
-        if not (np.isfinite(mean) and np.isfinite(std) and std > 0):
-            raise ConfigError(f"--truth {item!r}: need a finite mean and a positive standard deviation.")
-        truth[name] = (mean, std)
-    return truth
-
-
 def _true_set(cfg: CalibrateConfig, sim: Any) -> tuple[torch.Tensor, np.ndarray | None, dict | None, dict]:
     """True images, their parameters when known, the truth (mu, sigma) when known, and provenance."""
-    from .calibration import make_true_set
-    from .io import read_images
-    from .simulation import read_parameter_csv
+    from gangal_core.io.images import read_images
+    from gangal_core.simulation.engine import read_parameter_csv
+
+    from .truth import make_true_set
 
     names = sim.parameter_names()
     if cfg.true_data is not None:
@@ -178,7 +162,7 @@ def _true_set(cfg: CalibrateConfig, sim: Any) -> tuple[torch.Tensor, np.ndarray 
             f"(true images) or --truth NAME=MEAN,STD for every parameter."
         )
     truth = {n: truth[n] for n in names}
-    from .limits import check_fits_in_memory
+    from gangal_core.runtime.limits import check_fits_in_memory
 
     per_image = (int(np.prod(sim.image_shape)) + len(names)) * 4
     check_fits_in_memory("--n-true", cfg.n_true, per_image, f"{sim.name} images and their parameters")
@@ -191,7 +175,8 @@ def run_calibrate(
     cfg: CalibrateConfig, *, progress: bool = True, console: Console | None = None
 ) -> dict[str, Any]:
     """``gangal calibrate``: pretrain if needed, train the generator, write results and plots."""
-    from .calibration import calibrate, load_emulator, summarise
+    from .emulator import load_emulator
+    from .gan import calibrate
     from .report import (
         calibration_table,
         plot_generated_vs_true,
@@ -199,6 +184,7 @@ def run_calibrate(
         plot_parameters,
         write_samples_csv,
     )
+    from .result import summarise
 
     started = time.perf_counter()
     console = console or Console()
@@ -335,8 +321,9 @@ def _predictive_check(sim: Any, samples: np.ndarray, true_images: torch.Tensor, 
 
 def run_emulate(cfg: EmulateConfig, *, console: Console | None = None) -> Path:
     """``gangal emulate``: images from a pretrained emulator for the parameters in a CSV."""
-    from .calibration import load_emulator
-    from .simulation import read_parameter_csv
+    from gangal_core.simulation.engine import read_parameter_csv
+
+    from .emulator import load_emulator
 
     console = console or Console()
     if cfg.out.suffix != ".npy":

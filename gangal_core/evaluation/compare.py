@@ -21,8 +21,9 @@ import numpy as np
 import torch
 from scipy import stats
 
-from .evaluation import Measurements
-from .report import _plt, _save
+from gangal_core.io.plots import pyplot, save_figure
+
+from .evaluator import Measurements
 
 __all__ = ["centre_crop", "closest_match", "compare_measurements", "nearest_l1", "plot_closest_match",
            "plot_distances", "plot_histograms"]  # fmt: skip
@@ -80,7 +81,7 @@ def plot_histograms(
     title: str = "",
 ) -> None:
     """Histograms of each quantity for both sets (the paper's Figs. 11/12), one panel each."""
-    plt = _plt()
+    plt = pyplot()
     cols = 2 if len(quantities) > 1 else 1
     rows = -(-len(quantities) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.0 * rows), squeeze=False)
@@ -105,7 +106,7 @@ def plot_histograms(
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def centre_crop(images: np.ndarray, fraction: float = 0.5) -> np.ndarray:
@@ -197,7 +198,7 @@ def closest_match(
 def plot_closest_match(path: Path, generated: np.ndarray, real: np.ndarray, index: np.ndarray,
                        distance: np.ndarray, *, n: int = 8) -> None:  # fmt: skip
     """Fig. 7: generated images, their closest real images and the absolute differences."""
-    plt = _plt()
+    plt = pyplot()
     n = min(n, len(generated))
     fig, axes = plt.subplots(3, n, figsize=(1.5 * n, 4.8), squeeze=False)
     for k in range(n):
@@ -211,7 +212,7 @@ def plot_closest_match(path: Path, generated: np.ndarray, real: np.ndarray, inde
     for row, label in enumerate(("generated", "closest real", "|difference|")):
         axes[row][0].set_ylabel(label, fontsize=8)
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def _rgb(image: np.ndarray) -> np.ndarray:
@@ -222,7 +223,7 @@ def _rgb(image: np.ndarray) -> np.ndarray:
 
 def plot_distances(path: Path, generated_distance: np.ndarray, real_distance: np.ndarray) -> None:
     """Histograms of generated-to-real and real-to-real nearest L1 distances."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.2, 3.2))
     both = np.concatenate([generated_distance, real_distance])
     bins = np.linspace(0, np.percentile(both, 99.5) * 1.05 + 1e-9, 41)
@@ -235,4 +236,4 @@ def plot_distances(path: Path, generated_distance: np.ndarray, real_distance: np
     ax.set_ylabel("density")
     ax.legend(frameon=False, fontsize=8)
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)

@@ -302,3 +302,7 @@ def validate_refiner_class(obj: object) -> list[str]:
     if not isinstance(obj.scale, int) or obj.scale < 2:
         problems.append(f"scale must be an integer >= 2, found {obj.scale!r}")
     return problems
+
+
+def channels_last(x: torch.Tensor) -> torch.Tensor:
+    return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x

@@ -24,9 +24,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import __version__
-from .atomic import _fsync_dir, atomic_write_json
-from .errors import ConfigError
+from gangal_core import __version__
+from gangal_core.errors import ConfigError
+from gangal_core.io.atomic import atomic_write_json, fsync_dir
+
 from .simulator import Simulator, call_simulator
 
 __all__ = ["SimulationPlan", "chunk_generator", "parse_shard", "read_parameter_csv", "run_simulation"]
@@ -411,7 +412,7 @@ def run_simulation(
     if out.suffix == ".npy":
         _write_npy_sidecar(out, key)
     else:
-        _fsync_dir(out)
+        fsync_dir(out)
     written = sum(f.count for f in files if f.image_bytes)
     return {
         "out": str(out),

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .errors import ConfigError
+from gangal_core.errors import ConfigError
 
 __all__ = [
     "SIMULATION_BLOCK",

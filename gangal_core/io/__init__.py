@@ -1,0 +1,13 @@
+"""Files: reading images, atomic writes, checkpoints, weights with metadata, figures.
+
+- :mod:`.images`: the one image reader every command uses (``.npy``, ``.npz``, FITS, PNG/JPEG,
+  safetensors, folders and ``gangal simulate`` output).
+- :mod:`.atomic`: a file either does not exist yet or is complete.
+- :mod:`.checkpoint`: training state in safetensors plus JSON, never pickle.
+- :mod:`.weights`: network weights checked against the network their metadata describes.
+- :mod:`.plots`: matplotlib off-screen, PNGs written atomically, contact sheets.
+"""
+
+from .images import IMAGE_SUFFIXES, MANIFEST_NAME, describe_supported, read_images, read_simulation_folder
+
+__all__ = ["IMAGE_SUFFIXES", "MANIFEST_NAME", "describe_supported", "read_images", "read_simulation_folder"]

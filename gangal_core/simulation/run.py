@@ -1,0 +1,69 @@
+"""What ``gangal simulate`` does: a registered simulator, its options, a progress bar, the files."""
+
+from __future__ import annotations
+
+import time
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from gangal_core.config import SimulateConfig
+from gangal_core.errors import ConfigError
+from gangal_core.plugins import get_registry
+
+__all__ = ["run_simulate"]
+
+
+def run_simulate(cfg: SimulateConfig, *, console: Console | None = None) -> dict:
+    """Run ``gangal simulate`` with its validated options; returns :func:`run_simulation`'s summary."""
+    console = console or Console()
+    err = Console(stderr=True)
+
+    from gangal_core.simulation.engine import parse_shard, read_parameter_csv, run_simulation
+    from gangal_core.simulation.simulator import parse_ranges, with_ranges
+
+    sim = get_registry().simulator(cfg.simulator)
+    sim = with_ranges(sim, parse_ranges(cfg.range, sim))
+    params = read_parameter_csv(cfg.params, sim) if cfg.params is not None else None
+    n = cfg.n if cfg.n is not None else len(params)
+    if params is not None and len(params) != n:
+        raise ConfigError(
+            f"-n {n} but --params {cfg.params} holds {len(params)} rows; give one or make them agree."
+        )
+    shard = parse_shard(cfg.shard) if cfg.shard is not None else None  # --shard "" is an error
+    start = time.perf_counter()
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as bar:
+        task = bar.add_task(f"simulate {sim.name}", total=n, rate="")
+
+        def advance(count: int) -> None:
+            done = bar.tasks[0].completed + count
+            bar.update(
+                task, advance=count, rate=f"{done / max(time.perf_counter() - start, 1e-9):,.0f} img/s"
+            )
+
+        result = run_simulation(
+            sim,
+            n=n,
+            out=cfg.out,
+            seed=cfg.seed,
+            params=params,
+            shard=shard,
+            chunk_size=cfg.chunk_size,
+            shard_size=cfg.shard_size,
+            workers=cfg.workers,
+            progress=advance,
+        )
+    seconds = time.perf_counter() - start
+    written = result["written"]
+    rate = f" ({written / seconds:,.0f} images/s)" if written else ""
+    note = "" if written == n or shard else f"; {n - written} already there"
+    console.print(
+        f"Wrote {written} {sim.name} images to {cfg.out} in {seconds:.2f} s{rate}{note}.", highlight=False
+    )
