@@ -18,6 +18,7 @@ from gangal_core.errors import GangalError
 from gangal_core.io.checkpoint import CheckpointError, save_checkpoint
 from gangal_core.io.checkpoint import load_checkpoint as read_checkpoint
 from gangal_core.runtime.distributed import current as current_shard
+from gangal_core.runtime.progress import progress_bar
 
 __all__ = ["Interrupted", "LossHistory", "TrainingLoop", "load_checkpoint"]
 
@@ -136,7 +137,7 @@ class TrainingLoop:
                 ) from None
         iteration = self.start
         began = time.perf_counter() - self.seconds
-        bar = _progress(self.progress and current_shard().is_main)
+        bar = progress_bar(enabled=self.progress and current_shard().is_main, fields=("losses",))
         try:
             with bar:
                 task = bar.add_task(self.description, total=self.iterations, completed=self.start, losses="")
@@ -157,42 +158,3 @@ class TrainingLoop:
                 "Run the same command with --resume to continue."
             ) from None
         self.save(iteration)
-
-
-class _NoProgress:
-    def __enter__(self) -> _NoProgress:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-    def add_task(self, *args: object, **kwargs: object) -> int:
-        return 0
-
-    def update(self, *args: object, **kwargs: object) -> None:
-        return None
-
-
-def _progress(enabled: bool):
-    if not enabled:
-        return _NoProgress()
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        TextColumn("{task.fields[losses]}"),
-        console=Console(stderr=True),
-        transient=False,
-    )

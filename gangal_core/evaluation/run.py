@@ -20,6 +20,7 @@ from rich.table import Table
 from gangal_core.config import EvaluateConfig
 from gangal_core.errors import ConfigError, GangalError
 from gangal_core.io.atomic import atomic_open, atomic_write_json
+from gangal_core.runtime.progress import progress_bar
 
 from .evaluator import Measurements
 
@@ -182,16 +183,8 @@ def _prepare(folder: Path) -> None:
 def _measure(
     evaluator: Any, sets: dict[str, np.ndarray], band: str, progress: bool
 ) -> dict[str, Measurements]:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    columns = (
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-    )
     results = {}
-    with Progress(*columns, console=Console(stderr=True), disable=not progress) as bar:
+    with progress_bar(enabled=progress) as bar:
         for name, images in sets.items():
             task = bar.add_task(f"measuring {name}", total=len(images))
             result = evaluator.measure(

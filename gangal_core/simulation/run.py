@@ -5,11 +5,11 @@ from __future__ import annotations
 import time
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from gangal_core.config import SimulateConfig
 from gangal_core.errors import ConfigError
 from gangal_core.plugins import get_registry
+from gangal_core.runtime.progress import progress_bar
 
 __all__ = ["run_simulate"]
 
@@ -17,7 +17,6 @@ __all__ = ["run_simulate"]
 def run_simulate(cfg: SimulateConfig, *, console: Console | None = None) -> dict:
     """Run ``gangal simulate`` with its validated options; returns :func:`run_simulation`'s summary."""
     console = console or Console()
-    err = Console(stderr=True)
 
     from gangal_core.simulation.engine import parse_shard, read_parameter_csv, run_simulation
     from gangal_core.simulation.simulator import parse_ranges, with_ranges
@@ -32,21 +31,15 @@ def run_simulate(cfg: SimulateConfig, *, console: Console | None = None) -> dict
         )
     shard = parse_shard(cfg.shard) if cfg.shard is not None else None  # --shard "" is an error
     start = time.perf_counter()
-    columns = (
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]}"),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as bar:
+    done = 0
+    with progress_bar(enabled=Console(stderr=True).is_terminal, fields=("rate",), transient=True) as bar:
         task = bar.add_task(f"simulate {sim.name}", total=n, rate="")
 
         def advance(count: int) -> None:
-            done = bar.tasks[0].completed + count
-            bar.update(
-                task, advance=count, rate=f"{done / max(time.perf_counter() - start, 1e-9):,.0f} img/s"
-            )
+            nonlocal done
+            done += count
+            rate = f"{done / max(time.perf_counter() - start, 1e-9):,.0f} img/s"
+            bar.update(task, advance=count, rate=rate)
 
         result = run_simulation(
             sim,
