@@ -7,7 +7,7 @@ without a traceback and exits with status 2.
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "GangalError", "ImageFormatError", "PluginError"]
+__all__ = ["ConfigError", "GangalError", "ImageFormatError", "PluginError", "SimulationRefused"]
 
 
 class GangalError(Exception):
@@ -26,3 +26,11 @@ class ImageFormatError(GangalError):
 
 class ConfigError(GangalError):
     """A configuration file or command-line option is invalid."""
+
+
+class SimulationRefused(ConfigError):
+    """gangal will not run the simulator: the budget is spent, or the simulator is only declared.
+
+    Raised from inside a simulator call, it reaches the user as it is, not as the simulator's
+    own failure.
+    """

@@ -273,11 +273,13 @@ def call_simulator(
     ``where`` says which call it was (``"chunk 3"``, ``"a pretraining batch"``) and ``span`` which
     images (``"images 96-127"``).
     """
-    from gangal_core.errors import PluginError
+    from gangal_core.errors import PluginError, SimulationRefused
 
     name = f"simulator {simulator.name!r}"
     try:
         images = simulator.simulate(params, generator=generator)
+    except SimulationRefused:
+        raise
     except Exception as exc:
         on = (f" on {where}" if where else "") + (f" ({span})" if span else "")
         raise PluginError(f"{name} raised {type(exc).__name__}{on}: {exc}") from exc

@@ -1,0 +1,187 @@
+"""Simulation banks: stored simulations an emulator trains from, instead of calling the simulator.
+
+A costly simulator is run once, often on a cluster and often by a program gangal cannot call
+(C++, Fortran); its images and their parameters are then reused by every pretraining and
+calibration.  A bank is read from
+
+- a ``gangal simulate`` output: a ``.npy`` file with its ``.parameters.npy`` and ``.json``
+  sidecars, or a folder of safetensors shards with ``manifest.json`` (a Slurm array's output);
+- any images :func:`~gangal_core.io.images.read_images` reads (a FITS or PNG folder, ``.npy``,
+  ``.npz``...) and a parameter CSV whose header names the simulator's parameters, one row per
+  image in the order the images are read (files sorted by name).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gangal_core.errors import ConfigError
+
+from .simulator import Simulator
+
+__all__ = ["SimulationBank", "load_bank"]
+
+NPY_FORMAT = "gangal-simulation-npy"
+
+
+@dataclass
+class SimulationBank:
+    """Simulations: physical parameters ``(n, P)`` and their images ``(n, C, H, W)``, float32.
+
+    Attributes
+    ----------
+    parameters : torch.Tensor
+        One row per image, columns in the simulator's parameter order.
+    images : torch.Tensor
+        The simulator's images, in its pixel units.
+    source : str
+        Where they came from, for messages and metadata.
+    """
+
+    parameters: torch.Tensor
+    images: torch.Tensor
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        if self.parameters.shape[0] != self.images.shape[0]:
+            raise ValueError(
+                f"{self.parameters.shape[0]} parameter rows for {self.images.shape[0]} images"
+            )
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    def split(self, fraction: float, *, seed: int) -> tuple[SimulationBank, SimulationBank]:
+        """A seeded random split: ``(train, held out)``, ``fraction`` of the rows held out."""
+        n_out = round(len(self) * fraction)
+        order = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))
+        held, kept = order[:n_out], order[n_out:]
+        return self.take(kept), self.take(held)
+
+    def take(self, rows: torch.Tensor) -> SimulationBank:
+        """The bank of the given rows."""
+        return SimulationBank(self.parameters[rows], self.images[rows], self.source)
+
+    def concatenate(self, other: SimulationBank) -> SimulationBank:
+        """This bank followed by ``other``."""
+        return SimulationBank(
+            torch.cat([self.parameters, other.parameters]),
+            torch.cat([self.images, other.images]),
+            " + ".join(s for s in (self.source, other.source) if s),
+        )
+
+
+def load_bank(
+    path: str | Path, simulator: Simulator, *, parameters: str | Path | None = None, option: str = "--bank"
+) -> SimulationBank:
+    """Read a simulation bank for ``simulator`` (see the module's description of the layouts).
+
+    Parameters
+    ----------
+    path : path-like
+        A ``gangal simulate`` output (``.npy`` or a shard folder), or images in any format
+        gangal reads.
+    simulator : Simulator
+        The simulator the bank must match: parameter names and image shape.
+    parameters : path-like, optional
+        The parameter CSV of plain images.  By default ``parameters.csv`` inside an image folder,
+        or ``NAME.csv`` beside an image file ``NAME.EXT``.
+    option : str, optional
+        The option named in error messages.
+
+    Returns
+    -------
+    SimulationBank
+        Parameter columns in the simulator's order, whatever the file's order.
+
+    Raises
+    ------
+    ConfigError
+        The files are missing or unreadable, or do not match the simulator.
+    """
+    from gangal_core.io.images import MANIFEST_NAME, read_images, read_simulation_folder
+
+    path = Path(path)
+    names = list(simulator.parameter_names())
+    if path.is_dir() and (path / MANIFEST_NAME).is_file() and parameters is None:
+        images, params, found = read_simulation_folder(path, what=f"{option} images")
+        params = _reorder(params, found, names, path, option)
+    elif path.suffix == ".npy" and path.with_suffix(".json").is_file() and parameters is None:
+        images, params = _read_simulate_npy(path, names, option)
+    else:
+        images = _check_shape(read_images(path, what=f"{option} images"), simulator, path, option)
+        params = _read_parameter_table(_parameter_file(path, parameters, option), simulator, option)
+    _check_shape(images, simulator, path, option)
+    if len(params) != len(images):
+        raise ConfigError(
+            f"{option} {path}: {len(images)} images but {len(params)} parameter rows; "
+            "each image needs one row, in the order the images are read (files sorted by name)."
+        )
+    if not np.isfinite(params).all():
+        raise ConfigError(f"{option} {path}: the parameters hold NaN or infinite values.")
+    return SimulationBank(
+        torch.from_numpy(np.ascontiguousarray(params, dtype=np.float32)),
+        torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32)),
+        str(path),
+    )
+
+
+def _check_shape(images: np.ndarray, simulator: Simulator, path: Path, option: str) -> np.ndarray:
+    if tuple(images.shape[1:]) != tuple(simulator.image_shape):
+        raise ConfigError(
+            f"{option} {path}: images of shape {tuple(images.shape[1:])}, but simulator "
+            f"{simulator.name!r} makes {tuple(simulator.image_shape)}."
+        )
+    return images
+
+
+def _reorder(params: np.ndarray, found: list[str], names: list[str], path: Path, option: str) -> np.ndarray:
+    if sorted(found) != sorted(names):
+        raise ConfigError(
+            f"{option} {path}: simulated with parameters {', '.join(found)}, but the simulator's are "
+            f"{', '.join(names)}."
+        )
+    return params[:, [found.index(n) for n in names]]
+
+
+def _read_simulate_npy(path: Path, names: list[str], option: str) -> tuple[np.ndarray, np.ndarray]:
+    sidecar = path.with_suffix(".json")
+    try:
+        meta = json.loads(sidecar.read_text())
+        if not isinstance(meta, dict) or meta.get("format") != NPY_FORMAT:
+            raise ValueError(f"expected format {NPY_FORMAT!r}")
+        found = [str(n) for n in meta["parameter_names"]]
+        params = np.load(path.parent / str(meta["parameters_file"]), allow_pickle=False)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(
+            f"{option} {path}: its sidecar {sidecar.name} does not describe a `gangal simulate` run ({exc})."
+        ) from None
+    from gangal_core.io.images import read_images
+
+    images = read_images(path, what=f"{option} images")
+    return images, _reorder(np.asarray(params, dtype=np.float32), found, names, path, option)
+
+
+def _parameter_file(path: Path, parameters: str | Path | None, option: str) -> Path:
+    if parameters is not None:
+        return Path(parameters)
+    guess = path / "parameters.csv" if path.is_dir() else path.with_suffix(".csv")
+    if not guess.is_file():
+        raise ConfigError(
+            f"{option} {path}: no parameter table found (looked for {guess}). Give the images' "
+            "parameters as a CSV whose header names the simulator's parameters, one row per image."
+        )
+    return guess
+
+
+def _read_parameter_table(path: Path, simulator: Simulator, option: str) -> np.ndarray:
+    from .engine import read_parameter_csv
+
+    if not path.is_file():
+        raise ConfigError(f"{option} parameters {path}: no such file.")
+    return read_parameter_csv(path, simulator, option=f"{option} parameters")
