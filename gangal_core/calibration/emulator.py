@@ -7,30 +7,27 @@ simulator (pixel scale, parameter ranges, architecture); :func:`save_emulator` a
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar
 
 import torch
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    StrictInt,
-    StrictStr,
-    ValidationError,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, model_validator
 
 from gangal_core.errors import ConfigError, PluginError
-from gangal_core.io.atomic import atomic_open
-from gangal_core.io.weights import load_checked
+from gangal_core.io.weights import WeightsMetadata, load_checked, read_metadata, save_weights
 from gangal_core.simulation.simulator import Simulator
 
 from .networks import Emulator, ImageScale, ParameterEstimator
 
-__all__ = ["EMULATOR_FILE", "FORMAT", "TrainedEmulator", "load_emulator", "save_emulator"]
+__all__ = [
+    "EMULATOR_FILE",
+    "FORMAT",
+    "EmulatorMetadata",
+    "TrainedEmulator",
+    "load_emulator",
+    "save_emulator",
+]
 
 
 EMULATOR_FILE = "emulator.safetensors"
@@ -124,34 +121,6 @@ class TrainedEmulator:
         return out
 
 
-def save_emulator(emulator: TrainedEmulator, folder: Path) -> Path:
-    """Write ``folder/emulator.safetensors``: weights plus metadata to rebuild it alone."""
-    from safetensors.torch import save
-
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    meta = {
-        "format": FORMAT,
-        "simulator": emulator.simulator,
-        "parameters": emulator.parameters,
-        "image_shape": list(emulator.image_shape),
-        "arch": emulator.arch,
-        "options": emulator.network.options,
-        "scale": {"offset": emulator.scale.offset, "scale": emulator.scale.scale},
-        "info": emulator.info,
-    }
-    state = {k: v.detach().contiguous() for k, v in emulator.network.state_dict().items()}
-    if emulator.estimator is not None:
-        critic = emulator.estimator.critic
-        meta["estimator"] = {"arch": critic.name, "options": critic.options}
-        est_state = emulator.estimator.state_dict()
-        state.update({f"estimator.{k}": v.detach().contiguous() for k, v in est_state.items()})
-    path = folder / EMULATOR_FILE
-    with atomic_open(path, "wb") as fh:
-        fh.write(save(state, metadata={"gangal": json.dumps(meta)}))
-    return path
-
-
 PositiveStrictInt = Annotated[StrictInt, Field(gt=0)]
 
 
@@ -178,10 +147,12 @@ class _ScaleEntry(BaseModel):
     scale: float = Field(gt=0, allow_inf_nan=False)
 
 
-class _EmulatorMetadata(BaseModel):
+class EmulatorMetadata(WeightsMetadata):
     """What :func:`save_emulator` writes; a file's metadata is checked against it before use."""
 
-    format: Literal["gangal-emulator/1"]
+    FORMAT: ClassVar[str] = FORMAT
+    KIND: ClassVar[str] = "a gangal emulator"
+
     simulator: StrictStr
     parameters: list[_ParameterEntry] = Field(min_length=1)
     image_shape: tuple[PositiveStrictInt, PositiveStrictInt, PositiveStrictInt]
@@ -192,6 +163,27 @@ class _EmulatorMetadata(BaseModel):
     estimator: _NetworkEntry | None = None
 
 
+def save_emulator(emulator: TrainedEmulator, folder: Path) -> Path:
+    """Write ``folder/emulator.safetensors``: weights plus metadata to rebuild it alone."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    fields: dict[str, Any] = {
+        "simulator": emulator.simulator,
+        "parameters": emulator.parameters,
+        "image_shape": list(emulator.image_shape),
+        "arch": emulator.arch,
+        "options": emulator.network.options,
+        "scale": {"offset": emulator.scale.offset, "scale": emulator.scale.scale},
+        "info": emulator.info,
+    }
+    networks: dict[str, torch.nn.Module] = {"": emulator.network}
+    if emulator.estimator is not None:
+        critic = emulator.estimator.critic
+        fields["estimator"] = {"arch": critic.name, "options": critic.options}
+        networks["estimator."] = emulator.estimator
+    return save_weights(folder / EMULATOR_FILE, networks, EmulatorMetadata, fields)
+
+
 def load_emulator(path: Path, *, registry: Any = None) -> TrainedEmulator:
     """Load an emulator saved by :func:`save_emulator` (a folder or the ``.safetensors`` file).
 
@@ -199,8 +191,6 @@ def load_emulator(path: Path, *, registry: Any = None) -> TrainedEmulator:
     any memory is given to them, and the weights must fit, be float32 and finite: every
     problem is a :class:`ConfigError` naming the file.
     """
-    from safetensors import SafetensorError, safe_open
-
     from gangal_core.plugins import get_registry
 
     path = Path(path)
@@ -209,24 +199,7 @@ def load_emulator(path: Path, *, registry: Any = None) -> TrainedEmulator:
         raise ConfigError(
             f"--emulator {path}: no {EMULATOR_FILE} there. Make one with `gangal pretrain --out {path}`."
         )
-    try:
-        with safe_open(str(file), framework="pt") as fh:
-            meta_text = (fh.metadata() or {}).get("gangal")
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise ConfigError(f"--emulator {file}: not a readable safetensors file ({exc}).") from exc
-    try:
-        raw = json.loads(meta_text or "")
-        if not isinstance(raw, dict) or raw.get("format") != FORMAT:
-            found = raw.get("format") if isinstance(raw, dict) else type(raw).__name__
-            raise ValueError(f"found format {found!r}")
-        meta = _EmulatorMetadata.model_validate(raw)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:5])
-        raise ConfigError(f"--emulator {file}: its gangal metadata is damaged ({problems}).") from None
-    except (ValueError, RecursionError) as exc:
-        raise ConfigError(
-            f"--emulator {file}: not a gangal emulator (expected metadata format {FORMAT!r}; {exc})."
-        ) from None
+    meta = read_metadata(file, EmulatorMetadata, label=f"--emulator {file}")
     registry = registry or get_registry()
     try:
         arch = registry.get("emulator", meta.arch).obj

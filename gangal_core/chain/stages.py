@@ -8,24 +8,60 @@ feeds one stage's images to the next.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
+from pydantic import ConfigDict, StrictStr, model_validator
 from torch import nn
 
 from gangal_core.errors import GangalError, PluginError
-from gangal_core.io.atomic import atomic_open
-from gangal_core.io.weights import load_checked
+from gangal_core.io.weights import WeightsMetadata, load_checked, read_metadata, save_weights
 from gangal_core.runtime.devices import autocast, check_precision, to_device
 
 from .networks import LATENT_SIZE, DCGANGenerator, channels_last
 
-__all__ = ["STAGE_FORMAT", "load_generator", "read_stage_metadata", "sample_chain", "save_network"]
+__all__ = [
+    "STAGE_FORMAT",
+    "StageMetadata",
+    "load_generator",
+    "read_stage_metadata",
+    "sample_chain",
+    "save_network",
+]
 
 
 STAGE_FORMAT = "gangal-gan-stage/1"
+
+
+class StageMetadata(WeightsMetadata):
+    """What :func:`save_network` writes; a stage file's metadata is checked against it before use.
+
+    A DCGAN stage (``stage="dcgan"``) is rebuilt from its ``generator`` options, any other
+    stage from its registered ``refiner`` and that refiner's ``config``.  Other entries (the
+    discriminator's options, epochs, seed, data) are kept as they are.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    FORMAT: ClassVar[str] = STAGE_FORMAT
+    KIND: ClassVar[str] = "a gangal chain stage"
+
+    role: StrictStr | None = None
+    stage: StrictStr
+    generator: dict[str, Any] | None = None
+    refiner: StrictStr | None = None
+    config: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _rebuildable(self) -> StageMetadata:
+        if self.stage == "dcgan" and self.generator is None:
+            raise ValueError("stage 'dcgan' needs its generator options under 'generator'")
+        if self.stage != "dcgan" and (self.refiner is None or self.config is None):
+            raise ValueError(
+                f"stage {self.stage!r} is not dcgan, so its metadata must name a 'refiner' and its 'config'"
+            )
+        return self
 
 
 def save_network(path: Path, network: nn.Module, *, role: str, **metadata: Any) -> Path:
@@ -41,32 +77,19 @@ def save_network(path: Path, network: nn.Module, *, role: str, **metadata: Any) 
         ``"generator"``, ``"generator-ema"`` or ``"discriminator"``.
     **metadata
         JSON-serialisable facts: ``stage``, the network ``generator``/``config`` options...
+        (see :class:`StageMetadata`).
     """
-    from safetensors.torch import save
-
-    tensors = {k: v.detach().cpu().contiguous() for k, v in network.state_dict().items()}
-    header = {"gangal": json.dumps({"format": STAGE_FORMAT, "role": role, **metadata}, default=str)}
-    with atomic_open(path, "wb") as fh:
-        fh.write(save(tensors, metadata=header))
-    return path
+    return save_weights(path, {"": network}, StageMetadata, {"role": role, **metadata})
 
 
 def read_stage_metadata(path: Path) -> dict[str, Any]:
-    """The gangal metadata of a stage's safetensors file, with a clear error for other files."""
-    from safetensors import safe_open
+    """The gangal metadata of a stage's safetensors file, validated, with a clear error for other files."""
+    return _read_stage(path).model_dump(exclude_unset=True)
 
-    if not path.is_file():
-        raise GangalError(f"{path}: no such file; train the stage first (gangal train).")
-    try:
-        with safe_open(str(path), framework="pt") as fh:
-            raw = (fh.metadata() or {}).get("gangal")
-        meta = json.loads(raw) if raw else None
-    except Exception as exc:
-        raise GangalError(f"{path}: not a readable safetensors file ({type(exc).__name__}: {exc}).") from exc
-    if not isinstance(meta, dict) or meta.get("format") != STAGE_FORMAT:
-        found = meta.get("format") if isinstance(meta, dict) else "no gangal metadata"
-        raise GangalError(f"{path}: expected a gangal chain stage ({STAGE_FORMAT}), found {found}.")
-    return meta
+
+def _read_stage(path: Path) -> StageMetadata:
+    missing = "train the stage first (gangal train)"
+    return read_metadata(path, StageMetadata, label=str(path), error=GangalError, missing=missing)
 
 
 def load_generator(folder: Path, *, weights: str = "ema") -> tuple[nn.Module, dict[str, Any]]:
@@ -78,39 +101,38 @@ def load_generator(folder: Path, *, weights: str = "ema") -> tuple[nn.Module, di
         A stage folder written by ``gangal train`` (e.g. ``MODEL/dcgan``).
     weights : {"ema", "raw"}, optional
         The moving-average weights (default) or the last training step's.
+
+    Returns
+    -------
+    network : nn.Module
+        The generator.
+    metadata : dict
+        Its file's metadata (:class:`StageMetadata`).
     """
     from gangal_core.plugins import get_registry
 
     if weights not in ("ema", "raw"):
         raise GangalError(f"--weights {weights!r}: expected ema or raw.")
     path = Path(folder) / ("generator-ema.safetensors" if weights == "ema" else "generator.safetensors")
-    meta = read_stage_metadata(path)
-    stage = meta.get("stage")
-    try:
-        if stage == "dcgan":
-            options = meta.get("generator")
-            if not isinstance(options, dict):
-                raise GangalError(f"{path}: its metadata has no generator options (found {options!r}).")
+    meta = _read_stage(path)
+    if meta.stage == "dcgan":
+        options = meta.generator or {}
 
-            def build() -> dict[str, nn.Module]:
-                return {"": DCGANGenerator(**options)}
+        def build() -> dict[str, nn.Module]:
+            return {"": DCGANGenerator(**options)}
 
-        else:
-            refiner, config = meta.get("refiner"), meta.get("config")
-            if not isinstance(refiner, str) or not isinstance(config, dict):
-                raise GangalError(
-                    f"{path}: stage {stage!r} is not dcgan, so its metadata must name a refiner and its "
-                    f"config; found refiner={refiner!r}, config={config!r}."
-                )
-            refiner_cls = get_registry().get("refiner", refiner).obj
+    else:
+        try:
+            refiner_cls = get_registry().get("refiner", meta.refiner).obj
+        except PluginError as exc:
+            raise GangalError(f"{path}: {exc}") from None
+        config = meta.config or {}
 
-            def build() -> dict[str, nn.Module]:
-                return {"": refiner_cls(**config).build_generator()}
+        def build() -> dict[str, nn.Module]:
+            return {"": refiner_cls(**config).build_generator()}
 
-    except PluginError as exc:
-        raise GangalError(f"{path}: {exc}") from None
     network = load_checked(path, build, label=str(path), error=GangalError)[""]
-    return network.eval().requires_grad_(False), meta
+    return network.eval().requires_grad_(False), meta.model_dump(exclude_unset=True)
 
 
 @torch.no_grad()
