@@ -1,7 +1,7 @@
 """The evaluation framework: Measurements, distribution comparison, closest match, `gangal evaluate`.
 
 The evaluator here is a stub registered as a plugin (image brightness), so these tests check
-gangal's comparison and reporting independently of the isophote fits (tests/test_isophote.py).
+gangal's comparison and reporting independently of the isophote fits (tests/evaluation/test_isophote.py).
 """
 
 from __future__ import annotations

@@ -18,13 +18,13 @@ from gangal_core.data.batches import ImageBatches
 from gangal_core.data.sources import DataSource, downscale_nearest, open_data_source
 from gangal_core.errors import ConfigError, GangalError, ImageFormatError
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "plugins"))  # before `pip install -e .` has them
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "plugins"))  # before `pip install -e .` has them
 
 import gangal_galaxyzoo as gz
 import gangal_galaxyzoo.galaxy10 as g10
 import gangal_synthetic_galaxies as syn
 
-REAL = Path(__file__).resolve().parents[2] / "shared/data/galaxyzoo2-sample"
+REAL = Path(__file__).resolve().parents[3] / "shared/data/galaxyzoo2-sample"
 
 
 # ---- helpers ------------------------------------------------------------------------------

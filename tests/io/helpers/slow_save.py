@@ -1,6 +1,6 @@
 """Run the gangal command line with one checkpoint save frozen half-way, for kill tests.
 
-    GANGAL_TEST_FREEZE_SAVE=N GANGAL_TEST_MARKER=FILE python tests/helpers/slow_save.py ARGS...
+    GANGAL_TEST_FREEZE_SAVE=N GANGAL_TEST_MARKER=FILE python tests/io/helpers/slow_save.py ARGS...
 
 The N-th checkpoint write (counting every :func:`gangal_core.checkpoint.save_checkpoint`
 of the process) writes half of its bytes to the temporary file, flushes them to disk,

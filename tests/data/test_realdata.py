@@ -10,7 +10,7 @@ import pytest
 
 from gangal_core.io.images import read_images
 
-SAMPLE = Path(__file__).resolve().parents[2] / "shared/data/galaxyzoo2-sample"
+SAMPLE = Path(__file__).resolve().parents[3] / "shared/data/galaxyzoo2-sample"
 
 
 @pytest.mark.realdata
