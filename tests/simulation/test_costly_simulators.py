@@ -166,27 +166,3 @@ def test_bank_mismatches_are_named(tmp_path: Path) -> None:
     small = load_simulator_spec(tmp_path / "small.toml")
     with pytest.raises(ConfigError, match=r"shape \(1, 28, 28\), but simulator 'ring' makes \(1, 8, 8\)"):
         load_bank(images, small, parameters=table)
-
-
-@pytest.mark.parametrize("budget", [1500, 5000, 20000, 123457, 3_000_000])
-@pytest.mark.parametrize("rounds", [0, 1, 2, 4])
-def test_budget_plans_never_pass_the_budget(budget: int, rounds: int) -> None:
-    from gangal_core.calibration.budget import SMALLEST_BANK, plan_budget
-
-    plan = plan_budget(budget, rounds=rounds)
-    assert plan.total == budget  # the whole budget is used, and no more
-    assert len(plan.rounds) == rounds and min((plan.first_bank, *plan.rounds)) >= SMALLEST_BANK
-    assert 0 < plan.predictive <= min(4000, budget)
-    assert plan_budget(budget, rounds=rounds, predictive_check=False).predictive == 0
-
-
-def test_a_budget_too_small_says_the_smallest_that_works() -> None:
-    from gangal_core.calibration.budget import plan_budget
-
-    with pytest.raises(ConfigError, match=r"--budget 500: too small .* give at least 853, or fewer --rounds"):
-        plan_budget(500, rounds=2)
-    assert plan_budget(853, rounds=2).total == 853  # the smallest it names works
-    with pytest.raises(ConfigError, match="give at least 853"):
-        plan_budget(852, rounds=2)
-    with pytest.raises(ConfigError, match="--rounds"):
-        plan_budget(10000, rounds=-1)
