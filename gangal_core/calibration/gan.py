@@ -25,6 +25,7 @@ what D sees is chosen by name from :data:`DISCRIMINATOR_IMAGES`.
 from __future__ import annotations
 
 import copy
+from abc import abstractmethod
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -143,12 +144,13 @@ class CalibrationTrainer(Trainer):
         critic = critic_cls(tuple(self.emulator.image_shape), **(self.critic_options or {}))
         return Discriminator(critic, **options)
 
+    @abstractmethod
     def discriminator_optimiser(self) -> torch.optim.Optimizer:
-        raise NotImplementedError
+        """D's optimiser (called once D is built and on its device)."""
 
+    @abstractmethod
     def labels(self, *, real: bool) -> torch.Tensor:
         """D's targets for this process's rows of true (``real``) or generated images."""
-        raise NotImplementedError
 
     # ---- the step -----------------------------------------------------------------------------
     def simulate(self, u: torch.Tensor) -> torch.Tensor:

@@ -17,6 +17,7 @@ parameter estimator trained beside the emulator.
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from pathlib import Path
 from typing import Any
 
@@ -118,13 +119,13 @@ class Pretraining(Trainer):
         return self.batch.simulate(self.simulator, self.emulator, u, self.random)
 
     # ---- what a recipe supplies ---------------------------------------------------------------
+    @abstractmethod
     def train_emulator(self, u: torch.Tensor) -> tuple[dict[str, float], torch.Tensor, torch.Tensor]:
         """One step of the emulator on this process's parameter rows ``u`` (normalised, CPU).
 
         Returns the losses, and simulated images with their parameters (on the device) for
         the parameter estimator.
         """
-        raise NotImplementedError
 
     # ---- the shared step ----------------------------------------------------------------------
     def step(self, iteration: int) -> dict[str, float]:
