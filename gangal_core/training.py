@@ -1,26 +1,35 @@
-"""The training loop both phases share: progress bar, checkpoints, resume, Ctrl-C.
+"""The one training loop of gangal: progress bar, checkpoints, resume, Ctrl-C.
 
 A :class:`TrainingLoop` runs ``step(iteration) -> {loss name: value}`` for a number of
 iterations.  Every ``checkpoint_every`` iterations, and when interrupted, it writes the
-state it is given (networks, optimisers, random-number generator, loss history) to a
-checkpoint atomically; with ``resume`` it starts from that checkpoint.  Ctrl-C saves and
-raises :class:`Interrupted`, which the command line reports with how to resume.
+state it is given to a checkpoint atomically; with ``resume`` it starts from that
+checkpoint.  Ctrl-C saves and raises :class:`Interrupted`, which the command line reports
+with how to resume.
+
+:class:`Trainer` is the template every trainer follows (pretraining recipes, calibration
+recipes, the chain's stages): it owns the registry of networks, optimisers, schedules and
+random streams, the one checkpoint format, and the loop; a subclass supplies only
+:meth:`Trainer.step` (its losses) and what the finished run makes (:meth:`Trainer.result`).
 """
 
 from __future__ import annotations
 
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from gangal_core.errors import GangalError
 from gangal_core.io.checkpoint import CheckpointError, save_checkpoint
 from gangal_core.io.checkpoint import load_checkpoint as read_checkpoint
+from gangal_core.runtime.devices import check_precision
 from gangal_core.runtime.distributed import current as current_shard
 from gangal_core.runtime.progress import progress_bar
 
-__all__ = ["Interrupted", "LossHistory", "TrainingLoop", "load_checkpoint"]
+__all__ = ["Interrupted", "LossHistory", "Trainer", "TrainingLoop", "load_checkpoint"]
 
 
 class Interrupted(GangalError):
@@ -158,3 +167,166 @@ class TrainingLoop:
                 "Run the same command with --resume to continue."
             ) from None
         self.save(iteration)
+
+
+class Trainer(ABC):
+    """A training run: what it trains, its one checkpoint format, and the loop (template method).
+
+    A subclass registers what it trains in :attr:`models`, :attr:`optimisers`,
+    :attr:`schedulers` and :attr:`generators` (by name; a network and its optimiser share
+    the name, so :meth:`update` finds both), and supplies :meth:`step` (one iteration's
+    losses) and :meth:`result` (what the finished run makes).  Saving, resuming, the loss
+    history and the loop live here, as in sbi's trainers and the chain's ``GANTrainer``.
+
+    The checkpoint state (:meth:`state`) is the same for every trainer::
+
+        models      {name: state dict}       networks (and the chain's moving average)
+        optimisers  {name: state dict}
+        schedulers  {name: state dict}       learning-rate schedules
+        generators  {name: RNG state}        the run's torch.Generator streams
+        torch       CPU RNG state            dropout, weight initialisation
+        cuda        CUDA RNG state           only when the run trains on a CUDA device
+        history     LossHistory state
+        extra       {...}                    what :meth:`extra_state` adds
+
+    Parameters
+    ----------
+    iterations : int
+        Total iterations of the run.
+    checkpoint : Path, optional
+        Checkpoint file; ``None``: no checkpoints.
+    checkpoint_every : int, optional
+        Iterations between checkpoints (default 500).
+    resume : bool, optional
+        Start from ``checkpoint`` if it exists.
+    progress : bool, optional
+        Show a progress bar with the losses.
+    description : str, optional
+        Label of the progress bar.
+    device : str or torch.device, optional
+        Where the networks train (default the CPU).
+    precision : {"float32", "bf16"}, optional
+        ``"bf16"``: forward passes under bfloat16 autocast.
+    history_every : int, optional
+        Iterations between the loss values kept for the loss plot (default 10).
+    """
+
+    def __init__(
+        self,
+        *,
+        iterations: int,
+        checkpoint: Path | None = None,
+        checkpoint_every: int = 500,
+        resume: bool = False,
+        progress: bool = True,
+        description: str = "training",
+        device: str | torch.device = "cpu",
+        precision: str = "float32",
+        history_every: int = 10,
+    ) -> None:
+        self.device = torch.device(device)
+        self.precision = check_precision(precision, self.device)
+        self.shard = current_shard()
+        self.iterations = int(iterations)
+        self.checkpoint = Path(checkpoint) if checkpoint is not None else None
+        self.checkpoint_every, self.resume = checkpoint_every, resume
+        self.progress, self.description = progress, description
+        self.models: dict[str, Any] = {}  # anything with state_dict / load_state_dict
+        self.optimisers: dict[str, torch.optim.Optimizer] = {}
+        self.schedulers: dict[str, Any] = {}
+        self.generators: dict[str, torch.Generator] = {}
+        self.history = LossHistory(every=history_every)
+        self.seconds = 0.0  # wall time of the iterations, earlier sessions included
+
+    # ---- what a trainer supplies --------------------------------------------------------------
+    @abstractmethod
+    def step(self, iteration: int) -> dict[str, float]:
+        """One iteration; returns its losses (for the progress bar and the history)."""
+
+    def result(self) -> Any:
+        """What the finished run makes (called by :meth:`train` after the loop)."""
+        return None
+
+    def before_training(self) -> None:
+        """Hook run before the loop (training modes, the dropout seed); by default nothing."""
+        return None
+
+    def extra_state(self) -> dict[str, Any]:
+        """Run-specific values the checkpoint keeps beside the registered objects."""
+        return {}
+
+    def load_extra_state(self, extra: dict[str, Any]) -> None:
+        """The inverse of :meth:`extra_state`; by default nothing to restore."""
+        return None
+
+    # ---- what the base does -------------------------------------------------------------------
+    def update(self, name: str, loss: torch.Tensor) -> None:
+        """One optimiser step of network ``name`` on ``loss`` (gradients averaged over processes).
+
+        The optimiser registered as ``name`` steps, then its schedule if one is registered.
+        """
+        optimiser = self.optimisers[name]
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        self.shard.average_gradients(self.models[name].parameters())
+        optimiser.step()
+        if name in self.schedulers:
+            self.schedulers[name].step()
+
+    def state(self) -> dict[str, Any]:
+        """Everything a checkpoint needs to continue the run exactly (the format above)."""
+        state: dict[str, Any] = {
+            "models": {k: m.state_dict() for k, m in self.models.items()},
+            "optimisers": {k: o.state_dict() for k, o in self.optimisers.items()},
+            "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
+            "generators": {k: g.get_state() for k, g in self.generators.items()},
+            "torch": torch.get_rng_state(),
+        }
+        if self.device.type == "cuda":  # dropout on the GPU draws from the device's own stream
+            state["cuda"] = torch.cuda.get_rng_state(self.device)
+        state["history"] = self.history.state_dict()
+        state["extra"] = self.extra_state()
+        return state
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """The inverse of :meth:`state`."""
+        for kind, registry in (("models", self.models), ("optimisers", self.optimisers),
+                               ("schedulers", self.schedulers)):  # fmt: skip
+            for name, thing in registry.items():
+                thing.load_state_dict(state[kind][name])
+        for name, generator in self.generators.items():
+            generator.set_state(state["generators"][name])
+        torch.set_rng_state(state["torch"])
+        if self.device.type == "cuda" and "cuda" in state:
+            torch.cuda.set_rng_state(state["cuda"], self.device)
+        self.history.load_state_dict(state["history"])
+        self.load_extra_state(state["extra"])
+
+    def fit(self) -> None:
+        """Run the loop to the last iteration: resume, checkpoints, Ctrl-C (:class:`TrainingLoop`)."""
+        loop = TrainingLoop(
+            self._iterate,
+            state=self.state,
+            load_state=self.load_state,
+            iterations=self.iterations,
+            checkpoint=self.checkpoint,
+            checkpoint_every=self.checkpoint_every,
+            resume=self.resume,
+            description=self.description,
+            progress=self.progress,
+        )
+        try:
+            loop.run()
+        finally:
+            self.seconds = loop.seconds
+
+    def train(self) -> Any:
+        """Train to the last iteration (from the checkpoint with ``resume``); returns :meth:`result`."""
+        self.before_training()
+        self.fit()
+        return self.result()
+
+    def _iterate(self, iteration: int) -> dict[str, float]:
+        losses = self.step(iteration)
+        self.history.add(iteration, losses)
+        return losses

@@ -1,4 +1,4 @@
-"""Simulated training batches shared by pretraining and calibration.
+"""Simulated training batches and other pieces shared by pretraining and calibration.
 
 Simulator noise is seeded per block of a global batch, so a row's images do not depend on
 how many processes share the batch (:mod:`gangal_core.runtime.distributed`).
@@ -11,11 +11,40 @@ from typing import Any
 import torch
 
 from gangal_core.errors import ConfigError
+from gangal_core.runtime.distributed import current as current_shard
 from gangal_core.simulation.simulator import Simulator, call_simulator
 
 from .emulator import TrainedEmulator
 
 __all__ = []
+
+
+def choose(recipes: dict[str, Any], name: str, option: str) -> Any:
+    """The recipe registered as ``name``, or a :class:`ConfigError` naming ``option``."""
+    if name not in recipes:
+        raise ConfigError(f"{option}: expected one of {', '.join(recipes)}, found {name!r}.")
+    return recipes[name]
+
+
+class GlobalBatch:
+    """This process's share of every global batch of ``size`` rows.
+
+    Every random draw is of the whole global batch and then this process's :attr:`rows` are
+    kept, so the random streams do not depend on the number of processes
+    (:mod:`gangal_core.runtime.distributed`).
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = int(size)
+        self.block, self.rows, self._seeds = current_shard().blocks(self.size)
+        self.local = self.rows.stop - self.rows.start
+
+    def simulate(
+        self, simulator: Simulator, emu: TrainedEmulator, u: torch.Tensor, generator: torch.Generator
+    ) -> torch.Tensor:
+        """Normalised simulated images of this process's rows ``u``, one seed per block of the batch."""
+        seeds = block_seeds(self.size // self.block, generator)[self._seeds]
+        return simulate_blocks(simulator, emu, u, seeds, self.block)
 
 
 def network_class(registry: Any, kind: str, name: str) -> type:
@@ -74,22 +103,7 @@ def check_positive(**values: int) -> None:
             raise ConfigError(f"--{name.replace('_', '-')}: expected a positive integer, found {value}.")
 
 
-def training_state(models, optimisers, gen, history, extra=None) -> dict[str, Any]:
-    return {
-        "models": {k: m.state_dict() for k, m in models.items()},
-        "optimisers": {k: o.state_dict() for k, o in optimisers.items()},
-        "generator": gen.get_state(),
-        "torch": torch.get_rng_state(),
-        "history": history.state_dict(),
-        "extra": extra or {},
-    }
-
-
-def load_training_state(state, models, optimisers, gen, history) -> None:
-    for k, m in models.items():
-        m.load_state_dict(state["models"][k])
-    for k, o in optimisers.items():
-        o.load_state_dict(state["optimisers"][k])
-    gen.set_state(state["generator"])
-    torch.set_rng_state(state["torch"])
-    history.load_state_dict(state["history"])
+def paper_labels(n: int, *, real: bool, flip: float, generator: torch.Generator) -> torch.Tensor:
+    """The paper's labels: drawn in 0.7-1.2 (real, or a same pair) or 0.0-0.3, a fraction flipped."""
+    low, high = (0.7, 1.2) if real else (0.0, 0.3)
+    return flip_labels(smoothed_labels(n, low, high, generator), flip, generator)

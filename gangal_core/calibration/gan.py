@@ -15,11 +15,18 @@ training but not where it ends.
 
 The result is the best-match parameter *distribution*: samples from G, whose mean and
 standard deviation are the paper's best-match mu and sigma.
+
+Each training recipe is a trainer (:class:`~gangal_core.training.Trainer`) registered by
+name in :data:`CALIBRATION`: ``"default"`` (:class:`DefaultCalibration`) and ``"paper"``
+(:class:`PaperCalibration`) differ in D's optimiser, its labels and its minibatch feature;
+what D sees is chosen by name from :data:`DISCRIMINATOR_IMAGES`.
 """
 
 from __future__ import annotations
 
 import copy
+from abc import abstractmethod
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,30 +35,258 @@ import torch
 from torch.nn import functional as F
 
 from gangal_core.errors import ConfigError
-from gangal_core.runtime.devices import autocast, check_precision, to_device
-from gangal_core.runtime.distributed import current as current_shard
+from gangal_core.runtime.devices import autocast, to_device
 from gangal_core.simulation.simulator import Simulator
-from gangal_core.training import LossHistory, TrainingLoop
+from gangal_core.training import Trainer
 
-from .batches import (
-    block_seeds,
-    check_positive,
-    flip_labels,
-    load_training_state,
-    network_class,
-    simulate_blocks,
-    smoothed_labels,
-    training_state,
-)
+from .batches import GlobalBatch, check_positive, choose, network_class, paper_labels
 from .emulator import TrainedEmulator, parameter_table
 from .networks import Discriminator, ParameterGenerator
 from .result import CalibrationResult, snapshot_mixture
 
-__all__ = ["DISCRIMINATOR_INPUTS", "TRAINING_RECIPES", "calibrate", "simulated_with_emulator_gradient"]
+__all__ = [
+    "CALIBRATION",
+    "DISCRIMINATOR_IMAGES",
+    "DISCRIMINATOR_INPUTS",
+    "TRAINING_RECIPES",
+    "CalibrationTrainer",
+    "DefaultCalibration",
+    "PaperCalibration",
+    "calibrate",
+    "emulated_images",
+    "simulated_images",
+    "simulated_with_emulator_gradient",
+]
 
 
-TRAINING_RECIPES = ("default", "paper")
-DISCRIMINATOR_INPUTS = ("simulated", "emulated")
+class CalibrationTrainer(Trainer):
+    """Eq. 2: the generator G of parameters against a discriminator D of the true images.
+
+    Each iteration D takes one step on true images against images of G's parameters (made
+    by :data:`DISCRIMINATOR_IMAGES`), then G one step through the frozen emulator; copies
+    of G are kept at the snapshot iterations for the best-match mixture (:meth:`result`).
+    A recipe supplies D's labels (:meth:`labels`) and optimiser
+    (:meth:`discriminator_optimiser`), and may start D otherwise (:meth:`new_discriminator`).
+
+    Parameters
+    ----------
+    simulator, emulator, true_images, iterations, batch_size, discriminator_input,
+    critic_arch, critic_options, learning_rate, minibatch_std, minibatch_group,
+    discriminator_learning_rate, head_learning_rate, noise_size, average_from, snapshots,
+    label_flip, n_samples, seed, registry :
+        As in :func:`calibrate`.
+    **options
+        Passed to :class:`~gangal_core.training.Trainer` (``checkpoint``, ``resume``,
+        ``device``...).
+    """
+
+    recipe = ""
+    minibatch_feature = True  # whether D gets the minibatch-spread feature ``minibatch_std``
+
+    def __init__(
+        self,
+        simulator: Simulator,
+        emulator: TrainedEmulator,
+        true_images: torch.Tensor,
+        *,
+        iterations: int,
+        batch_size: int = 256,
+        discriminator_input: str = "simulated",
+        critic_arch: str = "conv",
+        critic_options: dict[str, Any] | None = None,
+        learning_rate: float = 5e-4,
+        minibatch_std: str = "features",
+        minibatch_group: int = 16,
+        discriminator_learning_rate: float | None = 1e-4,
+        head_learning_rate: float = 1e-3,
+        noise_size: int = 8,
+        average_from: float = 0.5,
+        snapshots: int = 20,
+        label_flip: float = 0.05,
+        n_samples: int = 10000,
+        seed: int = 0,
+        registry: Any = None,
+        **options: Any,
+    ) -> None:
+        self.batch = GlobalBatch(batch_size)
+        super().__init__(iterations=iterations, description=f"calibrating {simulator.name}", **options)
+        self.simulator, self.emulator, self.registry = simulator, emulator, registry
+        self.discriminator_images = choose(DISCRIMINATOR_IMAGES, discriminator_input, "--discriminator-input")
+        self.critic_arch, self.critic_options = critic_arch, critic_options
+        self.learning_rate, self.label_flip, self.n_samples = learning_rate, label_flip, n_samples
+        self.discriminator_learning_rate = discriminator_learning_rate
+        self.head_learning_rate = head_learning_rate
+        torch.manual_seed(seed)
+        self.random = self.generators["random"] = torch.Generator().manual_seed(seed)
+        dev = self.device
+        network = emulator.network if dev.type == "cpu" else copy.deepcopy(emulator.network).to(dev)
+        self.emulator_network = network.eval()  # frozen: G learns through it
+        true = emulator.scale.normalise(true_images.float())
+        self.true = true.pin_memory() if dev.type == "cuda" else true
+        minibatch_std = minibatch_std if self.minibatch_feature else "none"
+        self.discriminator = self.new_discriminator(minibatch_std=minibatch_std, group_size=minibatch_group)
+        self.discriminator.to(dev)
+        self.generator = ParameterGenerator(len(emulator.parameters), noise_size=noise_size).to(dev)
+        self.models.update(generator=self.generator, discriminator=self.discriminator)
+        self.optimisers["generator"] = torch.optim.Adam(
+            self.generator.parameters(), lr=learning_rate, betas=(0.5, 0.999)
+        )
+        self.optimisers["discriminator"] = self.discriminator_optimiser()
+        first = min(int(average_from * iterations), iterations - 1)
+        self.snapshot_at = {int(v) for v in np.linspace(first, iterations - 1, max(1, snapshots)).round()}
+        self.taken: list[dict[str, torch.Tensor]] = []  # generator snapshots for the best-match mixture
+        self.ones = torch.ones(self.batch.local, device=dev)
+
+    # ---- what a recipe supplies ---------------------------------------------------------------
+    def new_discriminator(self, **options: Any) -> Discriminator:
+        """A fresh D on a ``critic_arch`` critic, with the :class:`Discriminator` ``options``."""
+        critic_cls = network_class(self.registry, "critic", self.critic_arch)
+        critic = critic_cls(tuple(self.emulator.image_shape), **(self.critic_options or {}))
+        return Discriminator(critic, **options)
+
+    @abstractmethod
+    def discriminator_optimiser(self) -> torch.optim.Optimizer:
+        """D's optimiser (called once D is built and on its device)."""
+
+    @abstractmethod
+    def labels(self, *, real: bool) -> torch.Tensor:
+        """D's targets for this process's rows of true (``real``) or generated images."""
+
+    # ---- the step -----------------------------------------------------------------------------
+    def simulate(self, u: torch.Tensor) -> torch.Tensor:
+        """This process's rows of parameters ``u``, simulated and normalised (on the CPU)."""
+        return self.batch.simulate(self.simulator, self.emulator, u, self.random)
+
+    def step(self, iteration: int) -> dict[str, float]:
+        n, rows, dev, random = self.batch.size, self.batch.rows, self.device, self.random
+        D, G = self.discriminator, self.generator
+        x_true = to_device(self.true[torch.randint(0, self.true.shape[0], (n,), generator=random)[rows]], dev)
+        u = G(to_device(torch.randn(n, G.noise_size, generator=random)[rows], dev))
+        with autocast(dev, self.precision):
+            mean, std = self.emulator_network(u)
+        x_gen = self.discriminator_images(self, u, mean.float(), std.float())
+        with autocast(dev, self.precision):
+            logits_true, logits_gen = D(x_true).float(), D(x_gen.detach()).float()
+        loss_d = F.binary_cross_entropy_with_logits(
+            logits_true, self.labels(real=True)
+        ) + F.binary_cross_entropy_with_logits(logits_gen, self.labels(real=False))
+        self.update("discriminator", loss_d)
+        with autocast(dev, self.precision):
+            logits = D(x_gen).float()
+        loss_g = F.binary_cross_entropy_with_logits(logits, self.ones)
+        self.update("generator", loss_g)
+        if iteration in self.snapshot_at:
+            self.taken.append({k: v.detach().clone() for k, v in G.state_dict().items()})
+        return {"D": loss_d.item(), "G": loss_g.item()}
+
+    def extra_state(self) -> dict[str, Any]:
+        return {"snapshots": self.taken}
+
+    def load_extra_state(self, extra: dict[str, Any]) -> None:
+        self.taken[:] = extra["snapshots"]
+
+    # ---- the best match -----------------------------------------------------------------------
+    def result(self) -> CalibrationResult:
+        """``n_samples`` best-match parameter sets, in equal numbers from each generator snapshot."""
+        G, emulator = self.generator, self.emulator
+        final = copy.deepcopy(G.state_dict())
+        states = self.taken or [final]
+        parts = []
+        with torch.no_grad():
+            for k, state in enumerate(states):
+                G.load_state_dict(state)
+                count = self.n_samples // len(states) + (k < self.n_samples % len(states))
+                draws = G.sample(count, generator=self.random)
+                parts.append(emulator.to_physical(draws.cpu()).numpy().astype(np.float64))
+            G.load_state_dict(final)
+        low = np.array([p["low"] for p in emulator.parameters], dtype=np.float64)
+        high = np.array([p["high"] for p in emulator.parameters], dtype=np.float64)
+        samples, mean_err, std_err = snapshot_mixture(
+            [p for p in parts if len(p)], n_true=int(self.true.shape[0]), low=low, high=high
+        )
+        G.cpu()
+        return CalibrationResult(
+            samples=samples,
+            names=emulator.parameter_names,
+            generator=G,
+            losses=self.history.state_dict(),
+            seconds=self.seconds,
+            mean_err=mean_err,
+            std_err=std_err,
+        )
+
+
+class DefaultCalibration(CalibrationTrainer):
+    """Adam for D and G, one-sided label smoothing (true labels 0.9), D's minibatch-spread feature.
+
+    D starts as the emulator's parameter estimator when it has one of the same critic
+    architecture (and no other critic options are asked for); D's new head learns at
+    ``head_learning_rate``, the rest of D at ``discriminator_learning_rate``.
+    """
+
+    recipe = "default"
+
+    def new_discriminator(self, **options: Any) -> Discriminator:
+        est = self.emulator.estimator
+        if est is not None and est.critic.name == self.critic_arch and self.critic_options is None:
+            return Discriminator.from_estimator(est, **options)
+        return super().new_discriminator(**options)
+
+    def discriminator_optimiser(self) -> torch.optim.Optimizer:
+        D = self.discriminator
+        body = [p for name, p in D.named_parameters() if not name.startswith("head.")]
+        return torch.optim.Adam(
+            [{"params": body}, {"params": D.head.parameters(), "lr": self.head_learning_rate}],
+            lr=self.discriminator_learning_rate or self.learning_rate,
+            betas=(0.5, 0.999),
+        )
+
+    def labels(self, *, real: bool) -> torch.Tensor:
+        return torch.full((self.batch.local,), 0.9 if real else 0.0, device=self.device)
+
+
+class PaperCalibration(CalibrationTrainer):
+    """The paper's recipe: SGD for D, labels in 0.7-1.2 (true) and 0.0-0.3 (generated), flips.
+
+    A fraction ``label_flip`` of the labels is flipped; D has no minibatch feature.
+    """
+
+    recipe = "paper"
+    minibatch_feature = False
+
+    def discriminator_optimiser(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.discriminator.parameters(), lr=0.01, momentum=0.9)
+
+    def labels(self, *, real: bool) -> torch.Tensor:
+        y = paper_labels(self.batch.size, real=real, flip=self.label_flip, generator=self.random)
+        return to_device(y[self.batch.rows], self.device)
+
+
+def simulated_images(
+    trainer: CalibrationTrainer, u: torch.Tensor, mean: torch.Tensor, std: torch.Tensor
+) -> torch.Tensor:
+    """T(G(z)) in the forward pass, the emulator's gradient in the backward pass (the default)."""
+    return simulated_with_emulator_gradient(mean, std, to_device(trainer.simulate(u), trainer.device))
+
+
+def emulated_images(
+    trainer: CalibrationTrainer, u: torch.Tensor, mean: torch.Tensor, std: torch.Tensor
+) -> torch.Tensor:
+    """E(G(z)): the emulator's own images, their noise drawn from the run's stream."""
+    eps = torch.randn((trainer.batch.size, *mean.shape[1:]), generator=trainer.random)[trainer.batch.rows]
+    return mean + std * to_device(eps, trainer.device)
+
+
+#: The calibration recipes by name (``--recipe``).
+CALIBRATION: dict[str, type[CalibrationTrainer]] = {"default": DefaultCalibration, "paper": PaperCalibration}
+#: What D compares with the true images, by name (``--discriminator-input``):
+#: ``images(trainer, u, mean, std)`` for G's parameters ``u`` and the emulator's ``mean``, ``std``.
+DISCRIMINATOR_IMAGES: dict[str, Callable[..., torch.Tensor]] = {
+    "simulated": simulated_images,
+    "emulated": emulated_images,
+}
+TRAINING_RECIPES = tuple(CALIBRATION)
+DISCRIMINATOR_INPUTS = tuple(DISCRIMINATOR_IMAGES)
 
 
 def calibrate(
@@ -133,146 +368,38 @@ def calibrate(
     -------
     CalibrationResult
     """
-    if recipe not in TRAINING_RECIPES:
-        raise ConfigError(f"--recipe: expected one of {', '.join(TRAINING_RECIPES)}, found {recipe!r}.")
-    if discriminator_input not in DISCRIMINATOR_INPUTS:
-        raise ConfigError(
-            f"--discriminator-input: expected one of {', '.join(DISCRIMINATOR_INPUTS)}, "
-            f"found {discriminator_input!r}."
-        )
+    trainer = choose(CALIBRATION, recipe, "--recipe")
+    choose(DISCRIMINATOR_IMAGES, discriminator_input, "--discriminator-input")
     check_positive(iterations=iterations, batch_size=batch_size, n_samples=n_samples)
     _check_compatible(simulator, emulator, true_images)
-    shard = current_shard()
-    block, rows, my_seeds = shard.blocks(batch_size)
-    n_blocks = batch_size // block
-    dev = torch.device(device)
-    precision = check_precision(precision, dev)
-    torch.manual_seed(seed)
-    gen = torch.Generator().manual_seed(seed)
-    P = len(emulator.parameters)
-    E = (emulator.network if dev.type == "cpu" else copy.deepcopy(emulator.network).to(dev)).eval()
-    true = emulator.scale.normalise(true_images.float())
-    if dev.type == "cuda":
-        true = true.pin_memory()
-    d_options = {
-        "minibatch_std": minibatch_std if recipe == "default" else "none",
-        "group_size": minibatch_group,
-    }
-    est = emulator.estimator
-    if recipe == "default" and est is not None and est.critic.name == critic_arch and critic_options is None:
-        D = Discriminator.from_estimator(est, **d_options)
-    else:
-        critic_cls = network_class(registry, "critic", critic_arch)
-        D = Discriminator(critic_cls(tuple(emulator.image_shape), **(critic_options or {})), **d_options)
-    D.to(dev)
-    G = ParameterGenerator(P, noise_size=noise_size).to(dev)
-    taken: list[dict[str, torch.Tensor]] = []  # generator snapshots for the best-match mixture
-    first = min(int(average_from * iterations), iterations - 1)
-    snapshot_at = {int(v) for v in np.linspace(first, iterations - 1, max(1, snapshots)).round()}
-    opt_g = torch.optim.Adam(G.parameters(), lr=learning_rate, betas=(0.5, 0.999))
-    if recipe == "default":
-        body = [p for name, p in D.named_parameters() if not name.startswith("head.")]
-        opt_d: torch.optim.Optimizer = torch.optim.Adam(
-            [{"params": body}, {"params": D.head.parameters(), "lr": head_learning_rate}],
-            lr=discriminator_learning_rate or learning_rate,
-            betas=(0.5, 0.999),
-        )
-    else:
-        opt_d = torch.optim.SGD(D.parameters(), lr=0.01, momentum=0.9)
-
-    def simulate_rows(u: torch.Tensor) -> torch.Tensor:
-        """This process's rows, simulated with one seed per block drawn from the shared stream."""
-        return simulate_blocks(simulator, emulator, u, block_seeds(n_blocks, gen)[my_seeds], block)
-
-    history = LossHistory()
-    local = rows.stop - rows.start
-    ones = torch.ones(local, device=dev)
-
-    def labels(real: bool) -> torch.Tensor:
-        if recipe == "default":
-            return torch.full((local,), 0.9 if real else 0.0, device=dev)
-        y = smoothed_labels(batch_size, 0.7, 1.2, gen) if real else smoothed_labels(batch_size, 0.0, 0.3, gen)
-        return to_device(flip_labels(y, label_flip, gen)[rows], dev)
-
-    # every draw is of the whole global batch (then this process's rows): the random streams
-    # do not depend on the number of processes (gangal_core.distributed)
-    def step(i: int) -> dict[str, float]:
-        x_true = to_device(true[torch.randint(0, true.shape[0], (batch_size,), generator=gen)[rows]], dev)
-        u = G(to_device(torch.randn(batch_size, G.noise_size, generator=gen)[rows], dev))
-        with autocast(dev, precision):
-            mean, std = E(u)
-        mean, std = mean.float(), std.float()
-        if discriminator_input == "simulated":
-            simulated = to_device(simulate_rows(u), dev)
-            x_gen = simulated_with_emulator_gradient(mean, std, simulated)
-        else:
-            eps = torch.randn((batch_size, *mean.shape[1:]), generator=gen)[rows]
-            x_gen = mean + std * to_device(eps, dev)
-        with autocast(dev, precision):
-            logits_true, logits_gen = D(x_true).float(), D(x_gen.detach()).float()
-        loss_d = F.binary_cross_entropy_with_logits(
-            logits_true, labels(True)
-        ) + F.binary_cross_entropy_with_logits(logits_gen, labels(False))
-        opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
-        shard.average_gradients(D.parameters())
-        opt_d.step()
-        with autocast(dev, precision):
-            logits = D(x_gen).float()
-        loss_g = F.binary_cross_entropy_with_logits(logits, ones)
-        opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        shard.average_gradients(G.parameters())
-        opt_g.step()
-        if i in snapshot_at:
-            taken.append({k: v.detach().clone() for k, v in G.state_dict().items()})
-        losses = {"D": loss_d.item(), "G": loss_g.item()}
-        history.add(i, losses)
-        return losses
-
-    models = {"generator": G, "discriminator": D}
-    optimisers = {"generator": opt_g, "discriminator": opt_d}
-
-    def load(state: dict[str, Any]) -> None:
-        load_training_state(state, models, optimisers, gen, history)
-        taken[:] = state["extra"]["snapshots"]
-
-    loop = TrainingLoop(
-        step,
-        state=lambda: training_state(models, optimisers, gen, history, extra={"snapshots": taken}),
-        load_state=load,
+    return trainer(
+        simulator,
+        emulator,
+        true_images,
         iterations=iterations,
+        batch_size=batch_size,
+        discriminator_input=discriminator_input,
+        critic_arch=critic_arch,
+        critic_options=critic_options,
+        learning_rate=learning_rate,
+        minibatch_std=minibatch_std,
+        minibatch_group=minibatch_group,
+        discriminator_learning_rate=discriminator_learning_rate,
+        head_learning_rate=head_learning_rate,
+        noise_size=noise_size,
+        average_from=average_from,
+        snapshots=snapshots,
+        label_flip=label_flip,
+        n_samples=n_samples,
+        seed=seed,
+        registry=registry,
         checkpoint=checkpoint,
         checkpoint_every=checkpoint_every,
         resume=resume,
-        description=f"calibrating {simulator.name}",
         progress=progress,
-    )
-    loop.run()
-    final = copy.deepcopy(G.state_dict())
-    parts = []
-    with torch.no_grad():
-        for k, state in enumerate(taken or [final]):
-            G.load_state_dict(state)
-            count = n_samples // len(taken or [final]) + (k < n_samples % len(taken or [final]))
-            draws = G.sample(count, generator=gen)
-            parts.append(emulator.to_physical(draws.cpu()).numpy().astype(np.float64))
-        G.load_state_dict(final)
-    low = np.array([p["low"] for p in emulator.parameters], dtype=np.float64)
-    high = np.array([p["high"] for p in emulator.parameters], dtype=np.float64)
-    samples, mean_err, std_err = snapshot_mixture(
-        [p for p in parts if len(p)], n_true=int(true_images.shape[0]), low=low, high=high
-    )
-    G.cpu()
-    return CalibrationResult(
-        samples=samples,
-        names=emulator.parameter_names,
-        generator=G,
-        losses=history.state_dict(),
-        seconds=loop.seconds,
-        mean_err=mean_err,
-        std_err=std_err,
-    )
+        device=device,
+        precision=precision,
+    ).train()
 
 
 def simulated_with_emulator_gradient(

@@ -1,50 +1,252 @@
 """Pretraining: teach an emulator E to mimic the simulator T over the declared ranges (Fig. 3a).
 
-Recipes:
+Each recipe is a trainer (:class:`~gangal_core.training.Trainer`) registered by name in
+:data:`PRETRAINING`:
 
-- ``"likelihood"`` (default): E's per-pixel mean and standard deviation maximise the
-  Gaussian likelihood of simulated images.  This is a distributional term: for a
-  stochastic simulator E learns the noise as well as the mean image.  It reaches a usable
-  emulator in minutes on a CPU (``benchmarks/RESULTS.md``).
-- ``"paper"``: the paper's adversarial Siamese pretraining (eq. 1): the Siamese network S
-  learns to tell simulated from emulated images of the same parameters (label smoothing,
-  random label flips, SGD), and E learns to fool it (Adam).
+- ``"likelihood"`` (default, :class:`LikelihoodPretraining`): E's per-pixel mean and
+  standard deviation maximise the Gaussian likelihood of simulated images.  This is a
+  distributional term: for a stochastic simulator E learns the noise as well as the mean
+  image.  It reaches a usable emulator in minutes on a CPU (``benchmarks/RESULTS.md``).
+- ``"paper"`` (:class:`SiamesePretraining`): the paper's adversarial Siamese pretraining
+  (eq. 1): the Siamese network S learns to tell simulated from emulated images of the same
+  parameters (label smoothing, random label flips, SGD), and E learns to fool it (Adam).
+
+Both share :class:`Pretraining`: the parameter draws, the simulated batches and the
+parameter estimator trained beside the emulator.
 """
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch.nn import functional as F
 
-from gangal_core.errors import ConfigError
-from gangal_core.runtime.devices import autocast, check_precision, to_device
-from gangal_core.runtime.distributed import current as current_shard
+from gangal_core.runtime.devices import autocast, to_device
 from gangal_core.simulation.simulator import Simulator, call_simulator
-from gangal_core.training import LossHistory, TrainingLoop
+from gangal_core.training import Trainer
 
-from .batches import (
-    block_seeds,
-    check_positive,
-    flip_labels,
-    load_training_state,
-    network_class,
-    simulate_blocks,
-    smoothed_labels,
-    training_state,
-)
+from .batches import GlobalBatch, check_positive, choose, network_class, paper_labels
 from .emulator import TrainedEmulator, parameter_table
 from .networks import ImageScale, ParameterEstimator, Siamese
 
-__all__ = ["PRETRAIN_RECIPES", "pretrain"]
+__all__ = ["PRETRAINING", "PRETRAIN_RECIPES", "LikelihoodPretraining", "Pretraining", "SiamesePretraining",
+           "pretrain"]  # fmt: skip
 
 
-PRETRAIN_RECIPES = ("likelihood", "paper")
+class Pretraining(Trainer):
+    """What every pretraining recipe shares; a recipe supplies :meth:`train_emulator`.
+
+    Each iteration draws a global batch of parameter sets uniformly over the ranges, lets
+    the recipe train the emulator on them, then trains the parameter estimator (if any) on
+    the recipe's simulated images of the same parameters.
+
+    Parameters
+    ----------
+    simulator : Simulator
+        The simulator T to mimic.
+    iterations, batch_size, emulator_arch, emulator_options, critic_arch, critic_options,
+    learning_rate, label_flip, estimate_parameters, seed, registry :
+        As in :func:`pretrain`.
+    **options
+        Passed to :class:`~gangal_core.training.Trainer` (``checkpoint``, ``resume``,
+        ``device``...).
+    """
+
+    recipe = ""
+
+    def __init__(
+        self,
+        simulator: Simulator,
+        *,
+        iterations: int,
+        batch_size: int = 256,
+        emulator_arch: str = "conv",
+        emulator_options: dict[str, Any] | None = None,
+        critic_arch: str = "conv",
+        critic_options: dict[str, Any] | None = None,
+        learning_rate: float = 2e-3,
+        label_flip: float = 0.05,
+        estimate_parameters: bool = True,
+        seed: int = 0,
+        registry: Any = None,
+        **options: Any,
+    ) -> None:
+        self.batch = GlobalBatch(batch_size)
+        description = f"pretraining {simulator.name} emulator"
+        super().__init__(iterations=iterations, description=description, **options)
+        self.simulator, self.seed, self.registry = simulator, seed, registry
+        self.critic_arch, self.critic_options = critic_arch, critic_options or {}
+        self.learning_rate, self.label_flip = learning_rate, label_flip
+        torch.manual_seed(seed)
+        self.random = self.generators["random"] = torch.Generator().manual_seed(seed)
+        self.emulator, self.pilot = self._new_emulator(emulator_arch, emulator_options or {})
+        self.network = self.models["emulator"] = self.emulator.network
+        self.estimator: ParameterEstimator | None = None
+        if estimate_parameters:
+            self.estimator = ParameterEstimator(self.new_critic(), len(simulator.parameters)).to(self.device)
+            self.models["estimator"] = self.estimator
+            self.optimisers["estimator"] = optimiser = torch.optim.Adam(self.estimator.parameters(), lr=1e-3)
+            self.schedulers["estimator"] = torch.optim.lr_scheduler.OneCycleLR(
+                optimiser, max_lr=2e-3, total_steps=iterations
+            )
+
+    def _new_emulator(self, arch: str, options: dict[str, Any]) -> tuple[TrainedEmulator, torch.Tensor]:
+        """A fresh emulator, its pixel scale fitted to a pilot batch of simulated images (returned too)."""
+        simulator = self.simulator
+        network = network_class(self.registry, "emulator", arch)(
+            tuple(simulator.image_shape), len(simulator.parameters), **options
+        ).to(self.device)
+        pilot = call_simulator(
+            simulator,
+            simulator.sample_uniform(4096, generator=self.random),
+            generator=self.random,
+            where="the pretraining pilot batch",
+        )
+        emu = TrainedEmulator(network=network, scale=ImageScale.fit(pilot), simulator=simulator.name,
+                              parameters=parameter_table(simulator), arch=arch)  # fmt: skip
+        return emu, pilot
+
+    def new_critic(self) -> torch.nn.Module:
+        """A freshly initialised ``critic_arch`` critic for the simulator's images."""
+        critic_cls = network_class(self.registry, "critic", self.critic_arch)
+        return critic_cls(tuple(self.simulator.image_shape), **self.critic_options)
+
+    def simulate(self, u: torch.Tensor) -> torch.Tensor:
+        """This process's rows of parameters ``u``, simulated and normalised."""
+        return self.batch.simulate(self.simulator, self.emulator, u, self.random)
+
+    # ---- what a recipe supplies ---------------------------------------------------------------
+    @abstractmethod
+    def train_emulator(self, u: torch.Tensor) -> tuple[dict[str, float], torch.Tensor, torch.Tensor]:
+        """One step of the emulator on this process's parameter rows ``u`` (normalised, CPU).
+
+        Returns the losses, and simulated images with their parameters (on the device) for
+        the parameter estimator.
+        """
+
+    # ---- the shared step ----------------------------------------------------------------------
+    def step(self, iteration: int) -> dict[str, float]:
+        n_parameters = len(self.simulator.parameters)
+        u = (torch.rand(self.batch.size, n_parameters, generator=self.random) * 2 - 1)[self.batch.rows]
+        losses, images, u = self.train_emulator(u)
+        if self.estimator is not None:
+            losses["estimator"] = self.train_estimator(images, u)
+        return losses
+
+    def train_estimator(self, images: torch.Tensor, u: torch.Tensor) -> float:
+        """One regression step of the parameter estimator: read ``u`` off the simulated ``images``."""
+        with autocast(self.device, self.precision):
+            loss = F.mse_loss(self.estimator(images).float(), u)
+        self.update("estimator", loss)
+        return loss.item()
+
+    def extra_state(self) -> dict[str, Any]:
+        return {"scale": self.emulator.scale.__dict__}
+
+    def load_extra_state(self, extra: dict[str, Any]) -> None:
+        self.emulator.scale = ImageScale(**extra["scale"])  # the run's own pixel scale, not a refit
+
+    def before_training(self) -> None:
+        self.network.train()
+
+    def result(self) -> TrainedEmulator:
+        """The trained emulator, on the CPU and frozen, with how it was trained in ``info``."""
+        for module in self.models.values():
+            module.cpu().eval()  # a trained emulator lives on the CPU; calibrate moves it where it runs
+            for p in module.parameters():
+                p.requires_grad_(False)
+        self.emulator.estimator = self.estimator
+        self.emulator.info = {
+            "recipe": self.recipe,
+            "iterations": self.iterations,
+            "batch_size": self.batch.size,
+            "seed": self.seed,
+            "seconds": round(self.seconds, 2),
+            "losses": self.history.state_dict(),
+        }
+        return self.emulator
 
 
-# --------------------------------------------------------------------------- pretraining
+class LikelihoodPretraining(Pretraining):
+    """The mean regresses on simulated images, the standard deviation maximises their likelihood.
+
+    Adam with a one-cycle schedule peaking at ``learning_rate``.
+    """
+
+    recipe = "likelihood"
+
+    def __init__(self, simulator: Simulator, **options: Any) -> None:
+        super().__init__(simulator, **options)
+        optimiser = torch.optim.Adam(self.network.parameters(), lr=self.learning_rate)
+        self.optimisers["emulator"] = optimiser
+        self.schedulers["emulator"] = torch.optim.lr_scheduler.OneCycleLR(
+            optimiser, max_lr=self.learning_rate, total_steps=self.iterations
+        )
+        # the squared error relative to the image variance
+        self.mse_scale = float(self.emulator.scale.normalise(self.pilot).var()) or 1.0
+
+    def train_emulator(self, u: torch.Tensor) -> tuple[dict[str, float], torch.Tensor, torch.Tensor]:
+        x = to_device(self.simulate(u), self.device)
+        u = to_device(u, self.device)
+        with autocast(self.device, self.precision):
+            mean, std = self.network(u)
+        mean, std = mean.float(), std.float()
+        # the mean regresses on the images (squared error: E[x | p]); the standard deviation
+        # maximises the likelihood of the residuals around a fixed mean (Var[x | p]).  A joint
+        # likelihood lets the network explain hard pixels away as noise and blurs the mean.
+        mse = (x - mean).square().mean()
+        nll = ((x - mean.detach()) / std).square().mul(0.5).add(std.log()).mean()
+        self.update("emulator", mse / self.mse_scale + nll)
+        return {"nll": nll.item(), "rmse": mse.item() ** 0.5}, x, u
+
+
+class SiamesePretraining(Pretraining):
+    """The paper's adversarial pretraining (eq. 1): a Siamese network S against the emulator E.
+
+    S (a ``critic_arch`` critic, SGD) learns to tell two simulated images of the same
+    parameters (labels drawn in 0.7-1.2) from a simulated and an emulated one (0.0-0.3),
+    a fraction ``label_flip`` of the labels flipped; E (Adam, 2e-4) learns to fool it.
+    """
+
+    recipe = "paper"
+
+    def __init__(self, simulator: Simulator, **options: Any) -> None:
+        super().__init__(simulator, **options)
+        self.siamese = self.models["siamese"] = Siamese(self.new_critic()).to(self.device)
+        self.optimisers["siamese"] = torch.optim.SGD(self.siamese.parameters(), lr=0.01, momentum=0.9)
+        self.optimisers["emulator"] = torch.optim.Adam(self.network.parameters(), lr=2e-4, betas=(0.5, 0.999))
+
+    def train_emulator(self, u: torch.Tensor) -> tuple[dict[str, float], torch.Tensor, torch.Tensor]:
+        n, rows, random, dev = self.batch.size, self.batch.rows, self.random, self.device
+        x1 = self.simulate(u)
+        x2 = self.simulate(u)  # the same parameters again
+        eps = torch.randn((n, *self.simulator.image_shape), generator=random)[rows]
+        same = paper_labels(n, real=True, flip=self.label_flip, generator=random)[rows]
+        differ = paper_labels(n, real=False, flip=self.label_flip, generator=random)[rows]
+        u, x1, x2, eps, same, differ = (to_device(t, dev) for t in (u, x1, x2, eps, same, differ))
+        with autocast(dev, self.precision):
+            xe = self.network.sample(u, eps=eps)
+            loss_s = F.binary_cross_entropy_with_logits(
+                self.siamese(x1, x2).float(), same
+            ) + F.binary_cross_entropy_with_logits(self.siamese(x1, xe.detach()).float(), differ)
+        self.update("siamese", loss_s)
+        with autocast(dev, self.precision):
+            logits = self.siamese(x1, xe).float()
+        loss_e = F.binary_cross_entropy_with_logits(logits, torch.ones(u.shape[0], device=dev))
+        self.update("emulator", loss_e)
+        with torch.no_grad():
+            rmse = (x1 - self.network(u)[0]).square().mean().sqrt().item()
+        return {"siamese": loss_s.item(), "emulator": loss_e.item(), "rmse": rmse}, x1, u
+
+
+#: The pretraining recipes by name (``--recipe``).
+PRETRAINING: dict[str, type[Pretraining]] = {"likelihood": LikelihoodPretraining, "paper": SiamesePretraining}
+PRETRAIN_RECIPES = tuple(PRETRAINING)
+
+
 def pretrain(
     simulator: Simulator,
     *,
@@ -113,160 +315,25 @@ def pretrain(
     -------
     TrainedEmulator
     """
-    if recipe not in PRETRAIN_RECIPES:
-        raise ConfigError(f"--recipe: expected one of {', '.join(PRETRAIN_RECIPES)}, found {recipe!r}.")
+    trainer = choose(PRETRAINING, recipe, "--recipe")
     check_positive(iterations=iterations, batch_size=batch_size)
-    shard = current_shard()
-    block, rows, my_seeds = shard.blocks(batch_size)
-    n_blocks = batch_size // block
-    dev = torch.device(device)
-    precision = check_precision(precision, dev)
-    torch.manual_seed(seed)
-    gen = torch.Generator().manual_seed(seed)
-    P = len(simulator.parameters)
-    arch = network_class(registry, "emulator", emulator_arch)
-    network = arch(tuple(simulator.image_shape), P, **(emulator_options or {})).to(dev)
-    pilot = call_simulator(
+    return trainer(
         simulator,
-        simulator.sample_uniform(4096, generator=gen),
-        generator=gen,
-        where="the pretraining pilot batch",
-    )
-    emu = TrainedEmulator(
-        network=network,
-        scale=ImageScale.fit(pilot),
-        simulator=simulator.name,
-        parameters=parameter_table(simulator),
-        arch=emulator_arch,
-    )
-
-    def simulate_rows(u: torch.Tensor) -> torch.Tensor:
-        """This process's rows, simulated with one seed per block drawn from the shared stream."""
-        return simulate_blocks(simulator, emu, u, block_seeds(n_blocks, gen)[my_seeds], block)
-
-    history = LossHistory()
-    models: dict[str, torch.nn.Module] = {"emulator": network}
-    estimator = None
-    if estimate_parameters:
-        critic_cls = network_class(registry, "critic", critic_arch)
-        estimator = ParameterEstimator(critic_cls(tuple(simulator.image_shape), **(critic_options or {})), P)
-        estimator.to(dev)
-        models["estimator"] = estimator
-        opt_est = torch.optim.Adam(estimator.parameters(), lr=1e-3)
-        sched_est = torch.optim.lr_scheduler.OneCycleLR(opt_est, max_lr=2e-3, total_steps=iterations)
-
-    def train_estimator(x: torch.Tensor, u: torch.Tensor, losses: dict[str, float]) -> None:
-        if estimator is None:
-            return
-        with autocast(dev, precision):
-            loss = F.mse_loss(estimator(x).float(), u)
-        opt_est.zero_grad(set_to_none=True)
-        loss.backward()
-        shard.average_gradients(estimator.parameters())
-        opt_est.step()
-        sched_est.step()
-        losses["estimator"] = loss.item()
-
-    if recipe == "likelihood":
-        opt_e = torch.optim.Adam(network.parameters(), lr=learning_rate)
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt_e, max_lr=learning_rate, total_steps=iterations)
-        optimisers: dict[str, Any] = {"emulator": opt_e, "schedule": sched}
-        mse_scale = float(emu.scale.normalise(pilot).var()) or 1.0  # error relative to the image variance
-
-        def step(i: int) -> dict[str, float]:
-            u = (torch.rand(batch_size, P, generator=gen) * 2 - 1)[rows]
-            x = to_device(simulate_rows(u), dev)
-            u = to_device(u, dev)
-            with autocast(dev, precision):
-                mean, std = network(u)
-            mean, std = mean.float(), std.float()
-            # the mean regresses on the images (squared error: E[x | p]); the standard deviation
-            # maximises the likelihood of the residuals around a fixed mean (Var[x | p]).  A joint
-            # likelihood lets the network explain hard pixels away as noise and blurs the mean.
-            mse = (x - mean).square().mean()
-            nll = ((x - mean.detach()) / std).square().mul(0.5).add(std.log()).mean()
-            opt_e.zero_grad(set_to_none=True)
-            (mse / mse_scale + nll).backward()
-            shard.average_gradients(network.parameters())
-            opt_e.step()
-            sched.step()
-            losses = {"nll": nll.item(), "rmse": mse.item() ** 0.5}
-            train_estimator(x, u, losses)
-            history.add(i, losses)
-            return losses
-
-    else:
-        critic = network_class(registry, "critic", critic_arch)(
-            tuple(simulator.image_shape), **(critic_options or {})
-        )
-        siamese = Siamese(critic).to(dev)
-        models["siamese"] = siamese
-        opt_s = torch.optim.SGD(siamese.parameters(), lr=0.01, momentum=0.9)
-        opt_e = torch.optim.Adam(network.parameters(), lr=2e-4, betas=(0.5, 0.999))
-        optimisers = {"emulator": opt_e, "siamese": opt_s}
-
-        def step(i: int) -> dict[str, float]:
-            u = (torch.rand(batch_size, P, generator=gen) * 2 - 1)[rows]
-            x1 = simulate_rows(u)
-            x2 = simulate_rows(u)  # the same parameters again
-            eps = torch.randn((batch_size, *simulator.image_shape), generator=gen)[rows]
-            same = flip_labels(smoothed_labels(batch_size, 0.7, 1.2, gen), label_flip, gen)[rows]
-            differ = flip_labels(smoothed_labels(batch_size, 0.0, 0.3, gen), label_flip, gen)[rows]
-            u, x1, x2, eps, same, differ = (to_device(t, dev) for t in (u, x1, x2, eps, same, differ))
-            with autocast(dev, precision):
-                xe = network.sample(u, eps=eps)
-                loss_s = F.binary_cross_entropy_with_logits(
-                    siamese(x1, x2).float(), same
-                ) + F.binary_cross_entropy_with_logits(siamese(x1, xe.detach()).float(), differ)
-            opt_s.zero_grad(set_to_none=True)
-            loss_s.backward()
-            shard.average_gradients(siamese.parameters())
-            opt_s.step()
-            with autocast(dev, precision):
-                logits = siamese(x1, xe).float()
-            loss_e = F.binary_cross_entropy_with_logits(logits, torch.ones(u.shape[0], device=dev))
-            opt_e.zero_grad(set_to_none=True)
-            loss_e.backward()
-            shard.average_gradients(network.parameters())
-            opt_e.step()
-            with torch.no_grad():
-                rmse = (x1 - network(u)[0]).square().mean().sqrt().item()
-            losses = {"siamese": loss_s.item(), "emulator": loss_e.item(), "rmse": rmse}
-            train_estimator(x1, u, losses)
-            history.add(i, losses)
-            return losses
-
-    if estimator is not None:
-        optimisers.update({"estimator": opt_est, "estimator_schedule": sched_est})
-
-    def load(state: dict[str, Any]) -> None:
-        load_training_state(state, models, optimisers, gen, history)
-        emu.scale = ImageScale(**state["extra"]["scale"])  # the run's own pixel scale, not a refit
-
-    loop = TrainingLoop(
-        step,
-        state=lambda: training_state(models, optimisers, gen, history, extra={"scale": emu.scale.__dict__}),
-        load_state=load,
         iterations=iterations,
+        batch_size=batch_size,
+        emulator_arch=emulator_arch,
+        emulator_options=emulator_options,
+        critic_arch=critic_arch,
+        critic_options=critic_options,
+        learning_rate=learning_rate,
+        label_flip=label_flip,
+        estimate_parameters=estimate_parameters,
+        seed=seed,
+        registry=registry,
         checkpoint=checkpoint,
         checkpoint_every=checkpoint_every,
         resume=resume,
-        description=f"pretraining {simulator.name} emulator",
         progress=progress,
-    )
-    network.train()
-    loop.run()
-    for module in models.values():
-        module.cpu().eval()  # a trained emulator lives on the CPU; calibrate moves it where it runs
-        for p in module.parameters():
-            p.requires_grad_(False)
-    emu.estimator = estimator
-    emu.info = {
-        "recipe": recipe,
-        "iterations": iterations,
-        "batch_size": batch_size,
-        "seed": seed,
-        "seconds": round(loop.seconds, 2),
-        "losses": history.state_dict(),
-    }
-    return emu
+        device=device,
+        precision=precision,
+    ).train()

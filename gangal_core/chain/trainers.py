@@ -30,10 +30,10 @@ from gangal_core.data.batches import ImageBatches
 from gangal_core.data.sources import DataSource
 from gangal_core.errors import ConfigError
 from gangal_core.io.atomic import atomic_open
-from gangal_core.runtime.devices import autocast, check_precision, to_device
+from gangal_core.runtime.devices import autocast, to_device
 from gangal_core.runtime.distributed import current as current_shard
 from gangal_core.runtime.distributed import global_batch_norm
-from gangal_core.training import LossHistory, TrainingLoop
+from gangal_core.training import LossHistory, Trainer
 
 from .networks import (
     LATENT_SIZE,
@@ -63,12 +63,13 @@ class StageResult:
     losses: LossHistory
 
 
-class GANTrainer:
+class GANTrainer(Trainer):
     """Alternating one-step discriminator / one-step generator training, by epochs.
 
     Subclasses say what the generator is given (:meth:`generator_input`), which images
     are real (:meth:`real_images`) and the generator's loss (:meth:`generator_loss`); the
-    loop, checkpoints, resume, sample grids and the moving average live here.
+    GAN step, sample grids and the moving average live here, and the loop, checkpoints and
+    resume in :class:`~gangal_core.training.Trainer`.
 
     Parameters
     ----------
@@ -118,9 +119,17 @@ class GANTrainer:
         device: str | torch.device = "cpu",
         precision: str = "float32",
     ) -> None:
-        self.device = torch.device(device)
-        self.precision = check_precision(precision, self.device)
-        self.shard = current_shard()
+        super().__init__(
+            iterations=int(epochs) * len(batches),
+            checkpoint=Path(folder) / CHECKPOINT,
+            checkpoint_every=len(batches),
+            resume=resume,
+            progress=progress,
+            description=self.stage,
+            device=device,
+            precision=precision,
+            history_every=max(1, len(batches) // 20),
+        )
         # under torchrun, batch statistics over the global batch, as one process computes them
         generator = global_batch_norm(generator, self.device)
         discriminator = global_batch_norm(discriminator, self.device)
@@ -131,12 +140,13 @@ class GANTrainer:
         self.folder = Path(folder)
         self.epochs, self.seed = int(epochs), int(seed)
         self.sample_every = max(1, int(sample_every))
-        self.resume, self.progress = resume, progress
         self.ema = ExponentialMovingAverage(generator, decay=ema_decay)
         self.opt_g = torch.optim.Adam(generator.parameters(), lr=self.learning_rate(0), betas=betas)
         self.opt_d = torch.optim.Adam(discriminator.parameters(), lr=self.learning_rate(0), betas=betas)
         self.noise = torch.Generator().manual_seed(self.seed)
-        self.history = LossHistory(every=max(1, len(batches) // 20))
+        self.models.update(generator=generator, discriminator=discriminator, ema=self.ema)
+        self.optimisers.update(generator=self.opt_g, discriminator=self.opt_d)
+        self.generators["noise"] = self.noise
         self._batches_iter: Any = None
         self._position = (-1, -1)  # (epoch, batch) the open iterator is at
 
@@ -171,7 +181,7 @@ class GANTrainer:
         """What the stage's files record about it (network config and options)."""
         return {}
 
-    # ---- the loop ----------------------------------------------------------------------------
+    # ---- the GAN step --------------------------------------------------------------------------
     def step(self, iteration: int) -> dict[str, float]:
         epoch, b = divmod(iteration, len(self.batches))
         if self._position != (epoch, b):
@@ -184,32 +194,23 @@ class GANTrainer:
         real_labels = to_device(self.real_labels(len(real)), dev)
         with mixed:
             fake = self.generator(channels_last(generator_input))
-
-            self.opt_d.zero_grad(set_to_none=True)
             real_logits = self.discriminator(real).float()
             fake_logits = self.discriminator(fake.detach()).float()
         loss_d = F.binary_cross_entropy_with_logits(
             real_logits, real_labels
         ) + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
-        loss_d.backward()
-        self.shard.average_gradients(self.discriminator.parameters())
-        self.opt_d.step()
+        self.update("discriminator", loss_d)
 
-        self.opt_g.zero_grad(set_to_none=True)
         with autocast(dev, self.precision):
             fake_logits = self.discriminator(fake).float()
         loss_g, parts = self.generator_loss(fake_logits, fake.float(), real)
-        loss_g.backward()
-        self.shard.average_gradients(self.generator.parameters())
-        self.opt_g.step()
+        self.update("generator", loss_g)
         self.ema.update()
 
-        losses = {"D": float(loss_d.detach()), "G": float(loss_g.detach()), **parts}
-        self.history.add(iteration, losses)
         last = b == len(self.batches) - 1
         if last and self.shard.is_main and ((epoch + 1) % self.sample_every == 0 or epoch + 1 == self.epochs):
             self.save_grid(epoch + 1)
-        return losses
+        return {"D": float(loss_d.detach()), "G": float(loss_g.detach()), **parts}
 
     def _start_epoch(self, epoch: int, b: int) -> None:
         for group in (*self.opt_g.param_groups, *self.opt_d.param_groups):
@@ -217,54 +218,26 @@ class GANTrainer:
         self.on_epoch_start(epoch)
         self._batches_iter = self.batches.epoch(epoch, start=b)
 
-    def state(self) -> dict[str, Any]:
-        return {
-            "generator": self.generator.state_dict(),
-            "discriminator": self.discriminator.state_dict(),
-            "ema": self.ema.state_dict(),
-            "opt_g": self.opt_g.state_dict(),
-            "opt_d": self.opt_d.state_dict(),
-            "noise": self.noise.get_state(),
-            "torch_rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
-            "history": self.history.state_dict(),
-        }
-
-    def load_state(self, state: dict[str, Any]) -> None:
-        self.generator.load_state_dict(state["generator"])
-        self.discriminator.load_state_dict(state["discriminator"])
-        self.ema.load_state_dict(state["ema"])
-        self.opt_g.load_state_dict(state["opt_g"])
-        self.opt_d.load_state_dict(state["opt_d"])
-        self.noise.set_state(state["noise"])
-        torch.set_rng_state(state["torch_rng"])
-        if self.device.type == "cuda" and state.get("cuda_rng"):
-            torch.cuda.set_rng_state_all(state["cuda_rng"])
-        self.history.load_state_dict(state["history"])
-
-    def train(self) -> StageResult:
-        """Train for :attr:`epochs`, then write the stage's weights and plots."""
+    # ---- around the loop -----------------------------------------------------------------------
+    def before_training(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         torch.manual_seed(self.seed)  # dropout; restored from the checkpoint on resume
         self.generator.train()
         self.discriminator.train()
-        loop = TrainingLoop(
-            self.step,
-            state=self.state,
-            load_state=self.load_state,
-            iterations=self.epochs * len(self.batches),
-            checkpoint=self.folder / CHECKPOINT,
-            checkpoint_every=len(self.batches),
-            resume=self.resume,
-            description=self.stage,
-            progress=self.progress,
-        )
+
+    def fit(self) -> None:
         try:
-            loop.run()
+            super().fit()
         finally:
             self.batches.close()
+
+    def train(self) -> StageResult:
+        """Train for :attr:`epochs`, then write the stage's weights and plots."""
+        return super().train()
+
+    def result(self) -> StageResult:
         images = self.epochs * len(self.batches) * self.batches.batch_size
-        result = StageResult(self.folder, self.epochs, loop.seconds, images / max(loop.seconds, 1e-9),
+        result = StageResult(self.folder, self.epochs, self.seconds, images / max(self.seconds, 1e-9),
                              self.history)  # fmt: skip
         if self.shard.is_main:  # under torchrun only rank 0 writes
             self.write(result)
