@@ -13,6 +13,13 @@ Each recipe is a trainer (:class:`~gangal_core.training.Trainer`) registered by 
 
 Both share :class:`Pretraining`: the parameter draws, the simulated batches and the
 parameter estimator trained beside the emulator.
+
+From a bank of stored simulations (:class:`~gangal_core.simulation.bank.SimulationBank`), the
+likelihood recipe trains for epochs over the fixed set instead of simulating new batches: a
+seeded part of the bank is held out, the emulator's loss on it is measured through training,
+and the emulator keeps the weights that fit the held-out simulations best (early stopping, the
+regularisation a fixed set needs).  The Siamese recipe needs two simulations of the same
+parameters, which a bank does not hold.
 """
 
 from __future__ import annotations
@@ -24,7 +31,9 @@ from typing import Any
 import torch
 from torch.nn import functional as F
 
+from gangal_core.errors import ConfigError
 from gangal_core.runtime.devices import autocast, to_device
+from gangal_core.simulation.bank import SimulationBank
 from gangal_core.simulation.simulator import Simulator, call_simulator
 from gangal_core.training import Trainer
 
@@ -48,7 +57,7 @@ class Pretraining(Trainer):
     simulator : Simulator
         The simulator T to mimic.
     iterations, batch_size, emulator_arch, emulator_options, critic_arch, critic_options,
-    learning_rate, label_flip, estimate_parameters, seed, registry :
+    learning_rate, label_flip, estimate_parameters, seed, registry, bank, validation :
         As in :func:`pretrain`.
     **options
         Passed to :class:`~gangal_core.training.Trainer` (``checkpoint``, ``resume``,
@@ -56,6 +65,10 @@ class Pretraining(Trainer):
     """
 
     recipe = ""
+    #: whether a recipe needs two simulations of the same parameters (no bank then)
+    needs_repeat_simulations = False
+    #: held-out losses measured this many times over a run from a bank
+    validations = 40
 
     def __init__(
         self,
@@ -72,9 +85,12 @@ class Pretraining(Trainer):
         estimate_parameters: bool = True,
         seed: int = 0,
         registry: Any = None,
+        bank: SimulationBank | None = None,
+        validation: float = 0.1,
         **options: Any,
     ) -> None:
         self.batch = GlobalBatch(batch_size)
+        self.bank, self.held_out = self._split_bank(bank, validation, seed)
         description = f"pretraining {simulator.name} emulator"
         super().__init__(iterations=iterations, description=description, **options)
         self.simulator, self.seed, self.registry = simulator, seed, registry
@@ -93,18 +109,44 @@ class Pretraining(Trainer):
                 optimiser, max_lr=2e-3, total_steps=iterations
             )
 
+    def _split_bank(
+        self, bank: SimulationBank | None, validation: float, seed: int
+    ) -> tuple[SimulationBank | None, SimulationBank | None]:
+        if bank is None:
+            return None, None
+        if self.needs_repeat_simulations:
+            raise ConfigError(
+                f"--pretrain-recipe {self.recipe}: this recipe compares two simulations of the same "
+                "parameters, which stored simulations do not hold; pretrain from a bank or a budget with "
+                "the likelihood recipe."
+            )
+        if not 0 <= validation < 1:
+            raise ConfigError(f"--validation: expected a share in [0, 1), found {validation}.")
+        train, held = bank.split(validation, seed=seed + 104729)  # not the training stream
+        if len(train) < 2:
+            raise ConfigError(f"--bank {bank.source}: {len(bank)} simulations are too few to train from.")
+        self.drawn, self.best_loss, self.best_state = 0, float("inf"), None
+        self.held_out_losses: dict[str, list[float]] = {"iterations": [], "loss": [], "rmse": []}
+        return train, (held if len(held) else None)
+
     def _new_emulator(self, arch: str, options: dict[str, Any]) -> tuple[TrainedEmulator, torch.Tensor]:
-        """A fresh emulator, its pixel scale fitted to a pilot batch of simulated images (returned too)."""
+        """A fresh emulator, its pixel scale fitted to a pilot batch of images (returned too).
+
+        The pilot batch is simulated, or the first images of the bank.
+        """
         simulator = self.simulator
         network = network_class(self.registry, "emulator", arch)(
             tuple(simulator.image_shape), len(simulator.parameters), **options
         ).to(self.device)
-        pilot = call_simulator(
-            simulator,
-            simulator.sample_uniform(4096, generator=self.random),
-            generator=self.random,
-            where="the pretraining pilot batch",
-        )
+        if self.bank is not None:
+            pilot = self.bank.images[:4096]
+        else:
+            pilot = call_simulator(
+                simulator,
+                simulator.sample_uniform(4096, generator=self.random),
+                generator=self.random,
+                where="the pretraining pilot batch",
+            )
         emu = TrainedEmulator(network=network, scale=ImageScale.fit(pilot), simulator=simulator.name,
                               parameters=parameter_table(simulator), arch=arch)  # fmt: skip
         return emu, pilot
@@ -120,21 +162,76 @@ class Pretraining(Trainer):
 
     # ---- what a recipe supplies ---------------------------------------------------------------
     @abstractmethod
-    def train_emulator(self, u: torch.Tensor) -> tuple[dict[str, float], torch.Tensor, torch.Tensor]:
+    def train_emulator(
+        self, u: torch.Tensor, images: torch.Tensor | None = None
+    ) -> tuple[dict[str, float], torch.Tensor, torch.Tensor]:
         """One step of the emulator on this process's parameter rows ``u`` (normalised, CPU).
 
-        Returns the losses, and simulated images with their parameters (on the device) for
-        the parameter estimator.
+        ``images`` are their normalised simulations when they come from a bank (``None``:
+        simulate them).  Returns the losses, and simulated images with their parameters (on
+        the device) for the parameter estimator.
         """
+
+    def held_out_loss(self, u: torch.Tensor, images: torch.Tensor) -> tuple[float, float]:
+        """The recipe's loss and the RMSE of the emulator's mean on held-out simulations."""
+        raise NotImplementedError
 
     # ---- the shared step ----------------------------------------------------------------------
     def step(self, iteration: int) -> dict[str, float]:
-        n_parameters = len(self.simulator.parameters)
-        u = (torch.rand(self.batch.size, n_parameters, generator=self.random) * 2 - 1)[self.batch.rows]
-        losses, images, u = self.train_emulator(u)
+        u, images = self.draw()
+        losses, images, u = self.train_emulator(u, images)
         if self.estimator is not None:
             losses["estimator"] = self.train_estimator(images, u)
+        if self.held_out is not None and self._measures_at(iteration):
+            self.measure_held_out(iteration)
         return losses
+
+    def draw(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """This process's rows of a global batch: parameters ``u`` in ``[-1, 1]``, and their images.
+
+        Without a bank the parameters are uniform over the ranges and the images ``None`` (to
+        simulate); from a bank, the next rows of a seeded shuffle of it, epoch after epoch.
+        """
+        n_parameters = len(self.simulator.parameters)
+        if self.bank is None:
+            u = torch.rand(self.batch.size, n_parameters, generator=self.random) * 2 - 1
+            return u[self.batch.rows], None
+        rows = self._bank_rows(self.batch.size)[self.batch.rows]
+        u = self.emulator.to_unit(self.bank.parameters[rows])
+        return u, self.emulator.scale.normalise(self.bank.images[rows])
+
+    def _bank_rows(self, count: int) -> torch.Tensor:
+        """Rows ``drawn .. drawn + count`` of the endless sequence of per-epoch shuffles of the bank."""
+        n, parts = len(self.bank), []
+        while count > 0:
+            epoch, start = divmod(self.drawn, n)
+            order = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed * 1_000_003 + epoch))
+            part = order[start : start + count]
+            parts.append(part)
+            self.drawn += len(part)
+            count -= len(part)
+        return torch.cat(parts)
+
+    def _measures_at(self, iteration: int) -> bool:
+        every = max(1, self.iterations // self.validations)
+        return (iteration + 1) % every == 0 or iteration + 1 == self.iterations
+
+    @torch.no_grad()
+    def measure_held_out(self, iteration: int) -> None:
+        """The loss on the held-out simulations; the best weights so far are kept."""
+        held = self.held_out
+        self.network.eval()
+        loss, rmse = self.held_out_loss(
+            to_device(self.emulator.to_unit(held.parameters), self.device),
+            to_device(self.emulator.scale.normalise(held.images), self.device),
+        )
+        self.network.train()
+        record = self.held_out_losses
+        for key, value in (("iterations", iteration + 1), ("loss", loss), ("rmse", rmse)):
+            record[key].append(value)
+        if loss < self.best_loss:
+            self.best_loss = loss
+            self.best_state = {k: v.detach().cpu().clone() for k, v in self.network.state_dict().items()}
 
     def train_estimator(self, images: torch.Tensor, u: torch.Tensor) -> float:
         """One regression step of the parameter estimator: read ``u`` off the simulated ``images``."""
@@ -144,10 +241,18 @@ class Pretraining(Trainer):
         return loss.item()
 
     def extra_state(self) -> dict[str, Any]:
-        return {"scale": self.emulator.scale.__dict__}
+        extra: dict[str, Any] = {"scale": self.emulator.scale.__dict__}
+        if self.bank is not None:
+            extra["bank"] = {"drawn": self.drawn, "best_loss": self.best_loss, "best_state": self.best_state,
+                             "held_out": self.held_out_losses}  # fmt: skip
+        return extra
 
     def load_extra_state(self, extra: dict[str, Any]) -> None:
         self.emulator.scale = ImageScale(**extra["scale"])  # the run's own pixel scale, not a refit
+        if self.bank is not None:
+            bank = extra["bank"]
+            self.drawn, self.best_loss = int(bank["drawn"]), float(bank["best_loss"])
+            self.best_state, self.held_out_losses = bank["best_state"], bank["held_out"]
 
     def before_training(self) -> None:
         self.network.train()
@@ -167,7 +272,22 @@ class Pretraining(Trainer):
             "seconds": round(self.seconds, 2),
             "losses": self.history.state_dict(),
         }
+        if self.bank is not None:
+            self.emulator.info["bank"] = self._bank_info()
         return self.emulator
+
+    def _bank_info(self) -> dict[str, Any]:
+        """How the bank was used, and how well the kept emulator fits the held-out simulations."""
+        info: dict[str, Any] = {"source": self.bank.source, "train": len(self.bank),
+                                "held_out": 0 if self.held_out is None else len(self.held_out),
+                                "epochs": round(self.drawn / len(self.bank), 2)}  # fmt: skip
+        if self.best_state is not None:
+            self.network.load_state_dict(self.best_state)  # early stopping: the best held-out fit
+            record = self.held_out_losses
+            best = record["loss"].index(min(record["loss"]))
+            info.update(kept_iteration=record["iterations"][best], held_out_loss=record["loss"][best],
+                        held_out_rmse=record["rmse"][best], held_out_curve=record)  # fmt: skip
+        return info
 
 
 class LikelihoodPretraining(Pretraining):
@@ -188,9 +308,16 @@ class LikelihoodPretraining(Pretraining):
         # the squared error relative to the image variance
         self.mse_scale = float(self.emulator.scale.normalise(self.pilot).var()) or 1.0
 
-    def train_emulator(self, u: torch.Tensor) -> tuple[dict[str, float], torch.Tensor, torch.Tensor]:
-        x = to_device(self.simulate(u), self.device)
+    def train_emulator(
+        self, u: torch.Tensor, images: torch.Tensor | None = None
+    ) -> tuple[dict[str, float], torch.Tensor, torch.Tensor]:
+        x = to_device(self.simulate(u) if images is None else images, self.device)
         u = to_device(u, self.device)
+        mse, nll = self._losses(u, x)
+        self.update("emulator", mse / self.mse_scale + nll)
+        return {"nll": nll.item(), "rmse": mse.item() ** 0.5}, x, u
+
+    def _losses(self, u: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         with autocast(self.device, self.precision):
             mean, std = self.network(u)
         mean, std = mean.float(), std.float()
@@ -199,8 +326,16 @@ class LikelihoodPretraining(Pretraining):
         # likelihood lets the network explain hard pixels away as noise and blurs the mean.
         mse = (x - mean).square().mean()
         nll = ((x - mean.detach()) / std).square().mul(0.5).add(std.log()).mean()
-        self.update("emulator", mse / self.mse_scale + nll)
-        return {"nll": nll.item(), "rmse": mse.item() ** 0.5}, x, u
+        return mse, nll
+
+    def held_out_loss(self, u: torch.Tensor, images: torch.Tensor) -> tuple[float, float]:
+        totals = torch.zeros(2, dtype=torch.float64)
+        for start in range(0, u.shape[0], 1024):
+            part = slice(start, start + 1024)
+            mse, nll = self._losses(u[part], images[part])
+            totals += torch.tensor([mse.item(), nll.item()], dtype=torch.float64) * len(u[part])
+        mse, nll = (totals / u.shape[0]).tolist()
+        return mse / self.mse_scale + nll, mse**0.5
 
 
 class SiamesePretraining(Pretraining):
@@ -212,6 +347,7 @@ class SiamesePretraining(Pretraining):
     """
 
     recipe = "paper"
+    needs_repeat_simulations = True
 
     def __init__(self, simulator: Simulator, **options: Any) -> None:
         super().__init__(simulator, **options)
@@ -219,7 +355,9 @@ class SiamesePretraining(Pretraining):
         self.optimisers["siamese"] = torch.optim.SGD(self.siamese.parameters(), lr=0.01, momentum=0.9)
         self.optimisers["emulator"] = torch.optim.Adam(self.network.parameters(), lr=2e-4, betas=(0.5, 0.999))
 
-    def train_emulator(self, u: torch.Tensor) -> tuple[dict[str, float], torch.Tensor, torch.Tensor]:
+    def train_emulator(
+        self, u: torch.Tensor, images: torch.Tensor | None = None
+    ) -> tuple[dict[str, float], torch.Tensor, torch.Tensor]:
         n, rows, random, dev = self.batch.size, self.batch.rows, self.random, self.device
         x1 = self.simulate(u)
         x2 = self.simulate(u)  # the same parameters again
@@ -261,6 +399,8 @@ def pretrain(
     label_flip: float = 0.05,
     estimate_parameters: bool = True,
     seed: int = 0,
+    bank: SimulationBank | None = None,
+    validation: float = 0.1,
     checkpoint: Path | None = None,
     checkpoint_every: int = 500,
     resume: bool = False,
@@ -298,6 +438,13 @@ def pretrain(
         its discriminator from it.
     seed : int, optional
         Seeds the parameter draws, the simulator's noise and the network initialisation.
+    bank : SimulationBank, optional
+        Stored simulations to train from instead of calling the simulator (likelihood recipe):
+        ``iterations`` minibatches drawn epoch after epoch from a seeded shuffle.
+    validation : float, optional
+        The share of ``bank`` held out to measure the emulator on (default 0.1); the emulator
+        keeps the weights with the lowest held-out loss.  ``0``: none held out, the last
+        weights kept.
     checkpoint : Path, optional
         Checkpoint file; written every ``checkpoint_every`` iterations and on Ctrl-C.
     resume : bool, optional
@@ -330,6 +477,8 @@ def pretrain(
         estimate_parameters=estimate_parameters,
         seed=seed,
         registry=registry,
+        bank=bank,
+        validation=validation,
         checkpoint=checkpoint,
         checkpoint_every=checkpoint_every,
         resume=resume,
