@@ -73,7 +73,7 @@ class CalibrationTrainer(Trainer):
     simulator, emulator, true_images, iterations, batch_size, discriminator_input,
     critic_arch, critic_options, learning_rate, minibatch_std, minibatch_group,
     discriminator_learning_rate, head_learning_rate, noise_size, average_from, snapshots,
-    label_flip, n_samples, seed, registry :
+    label_flip, n_samples, seed, registry, warm_start :
         As in :func:`calibrate`.
     **options
         Passed to :class:`~gangal_core.training.Trainer` (``checkpoint``, ``resume``,
@@ -106,6 +106,7 @@ class CalibrationTrainer(Trainer):
         n_samples: int = 10000,
         seed: int = 0,
         registry: Any = None,
+        warm_start: dict[str, Any] | None = None,
         **options: Any,
     ) -> None:
         self.batch = GlobalBatch(batch_size)
@@ -132,10 +133,29 @@ class CalibrationTrainer(Trainer):
             self.generator.parameters(), lr=learning_rate, betas=(0.5, 0.999)
         )
         self.optimisers["discriminator"] = self.discriminator_optimiser()
+        if warm_start is not None:
+            self.continue_from(warm_start)
         first = min(int(average_from * iterations), iterations - 1)
         self.snapshot_at = {int(v) for v in np.linspace(first, iterations - 1, max(1, snapshots)).round()}
         self.taken: list[dict[str, torch.Tensor]] = []  # generator snapshots for the best-match mixture
         self.ones = torch.ones(self.batch.local, device=dev)
+
+    def continue_from(self, state: dict[str, Any]) -> None:
+        """Start G, D and their optimisers where another run left them (:meth:`networks_state`).
+
+        The next round of a calibration in rounds continues the generator and discriminator
+        of the last one, against an emulator refined in between.
+        """
+        for kind, registry in (("models", self.models), ("optimisers", self.optimisers)):
+            for name, thing in registry.items():
+                thing.load_state_dict(state[kind][name])
+
+    def networks_state(self) -> dict[str, Any]:
+        """G, D and their optimisers, for :meth:`continue_from` of a later run."""
+        return {
+            "models": {k: copy.deepcopy(m.state_dict()) for k, m in self.models.items()},
+            "optimisers": {k: copy.deepcopy(o.state_dict()) for k, o in self.optimisers.items()},
+        }
 
     # ---- what a recipe supplies ---------------------------------------------------------------
     def new_discriminator(self, **options: Any) -> Discriminator:
@@ -371,7 +391,7 @@ def calibrate(
     trainer = choose(CALIBRATION, recipe, "--recipe")
     choose(DISCRIMINATOR_IMAGES, discriminator_input, "--discriminator-input")
     check_positive(iterations=iterations, batch_size=batch_size, n_samples=n_samples)
-    _check_compatible(simulator, emulator, true_images)
+    check_compatible(simulator, emulator, true_images)
     return trainer(
         simulator,
         emulator,
@@ -424,7 +444,7 @@ def simulated_with_emulator_gradient(
     return x + (simulated - x).detach()
 
 
-def _check_compatible(simulator: Simulator, emulator: TrainedEmulator, true_images: torch.Tensor) -> None:
+def check_compatible(simulator: Simulator, emulator: TrainedEmulator, true_images: torch.Tensor) -> None:
     if emulator.simulator != simulator.name:
         raise ConfigError(
             f"--emulator: it was pretrained for simulator {emulator.simulator!r}, not {simulator.name!r}."

@@ -24,6 +24,7 @@ parameters, which a bank does not hold.
 
 from __future__ import annotations
 
+import copy
 from abc import abstractmethod
 from pathlib import Path
 from typing import Any
@@ -57,7 +58,7 @@ class Pretraining(Trainer):
     simulator : Simulator
         The simulator T to mimic.
     iterations, batch_size, emulator_arch, emulator_options, critic_arch, critic_options,
-    learning_rate, label_flip, estimate_parameters, seed, registry, bank, validation :
+    learning_rate, label_flip, estimate_parameters, seed, registry, bank, validation, start :
         As in :func:`pretrain`.
     **options
         Passed to :class:`~gangal_core.training.Trainer` (``checkpoint``, ``resume``,
@@ -87,6 +88,7 @@ class Pretraining(Trainer):
         registry: Any = None,
         bank: SimulationBank | None = None,
         validation: float = 0.1,
+        start: TrainedEmulator | None = None,
         **options: Any,
     ) -> None:
         self.batch = GlobalBatch(batch_size)
@@ -98,11 +100,17 @@ class Pretraining(Trainer):
         self.learning_rate, self.label_flip = learning_rate, label_flip
         torch.manual_seed(seed)
         self.random = self.generators["random"] = torch.Generator().manual_seed(seed)
-        self.emulator, self.pilot = self._new_emulator(emulator_arch, emulator_options or {})
+        if start is None:
+            self.emulator, self.pilot = self._new_emulator(emulator_arch, emulator_options or {})
+        else:
+            self.emulator, self.pilot = self._continued_emulator(start)
         self.network = self.models["emulator"] = self.emulator.network
         self.estimator: ParameterEstimator | None = None
-        if estimate_parameters:
+        if start is not None and start.estimator is not None and estimate_parameters:
+            self.estimator = copy.deepcopy(start.estimator).to(self.device).requires_grad_(True).train()
+        elif estimate_parameters:
             self.estimator = ParameterEstimator(self.new_critic(), len(simulator.parameters)).to(self.device)
+        if self.estimator is not None:
             self.models["estimator"] = self.estimator
             self.optimisers["estimator"] = optimiser = torch.optim.Adam(self.estimator.parameters(), lr=1e-3)
             self.schedulers["estimator"] = torch.optim.lr_scheduler.OneCycleLR(
@@ -138,18 +146,31 @@ class Pretraining(Trainer):
         network = network_class(self.registry, "emulator", arch)(
             tuple(simulator.image_shape), len(simulator.parameters), **options
         ).to(self.device)
-        if self.bank is not None:
-            pilot = self.bank.images[:4096]
-        else:
-            pilot = call_simulator(
-                simulator,
-                simulator.sample_uniform(4096, generator=self.random),
-                generator=self.random,
-                where="the pretraining pilot batch",
-            )
+        pilot = self._pilot()
         emu = TrainedEmulator(network=network, scale=ImageScale.fit(pilot), simulator=simulator.name,
                               parameters=parameter_table(simulator), arch=arch)  # fmt: skip
         return emu, pilot
+
+    def _continued_emulator(self, start: TrainedEmulator) -> tuple[TrainedEmulator, torch.Tensor]:
+        """A trainable copy of ``start``, with its pixel scale: refining keeps the same units."""
+        if start.simulator != self.simulator.name or start.image_shape != tuple(self.simulator.image_shape):
+            raise ConfigError(f"--emulator: pretrained for {start.simulator!r}, not {self.simulator.name!r}.")
+        network = copy.deepcopy(start.network).to(self.device).requires_grad_(True)
+        emu = TrainedEmulator(network=network, scale=start.scale, simulator=start.simulator,
+                              parameters=start.parameters, arch=start.arch)  # fmt: skip
+        return emu, self._pilot()
+
+    def _pilot(self) -> torch.Tensor:
+        """Images to fit the pixel scale to: the bank's first, or a simulated pilot batch."""
+        if self.bank is not None:
+            return self.bank.images[:4096]
+        simulator = self.simulator
+        return call_simulator(
+            simulator,
+            simulator.sample_uniform(4096, generator=self.random),
+            generator=self.random,
+            where="the pretraining pilot batch",
+        )
 
     def new_critic(self) -> torch.nn.Module:
         """A freshly initialised ``critic_arch`` critic for the simulator's images."""
@@ -401,6 +422,7 @@ def pretrain(
     seed: int = 0,
     bank: SimulationBank | None = None,
     validation: float = 0.1,
+    start: TrainedEmulator | None = None,
     checkpoint: Path | None = None,
     checkpoint_every: int = 500,
     resume: bool = False,
@@ -445,6 +467,10 @@ def pretrain(
         The share of ``bank`` held out to measure the emulator on (default 0.1); the emulator
         keeps the weights with the lowest held-out loss.  ``0``: none held out, the last
         weights kept.
+    start : TrainedEmulator, optional
+        Refine this emulator (and its parameter estimator) instead of starting afresh; its
+        pixel scale is kept.  Calibration in rounds refines the emulator on every simulation
+        made so far.
     checkpoint : Path, optional
         Checkpoint file; written every ``checkpoint_every`` iterations and on Ctrl-C.
     resume : bool, optional
@@ -479,6 +505,7 @@ def pretrain(
         registry=registry,
         bank=bank,
         validation=validation,
+        start=start,
         checkpoint=checkpoint,
         checkpoint_every=checkpoint_every,
         resume=resume,

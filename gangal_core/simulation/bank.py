@@ -24,7 +24,7 @@ from gangal_core.errors import ConfigError
 
 from .simulator import Simulator
 
-__all__ = ["SimulationBank", "load_bank"]
+__all__ = ["SimulationBank", "load_bank", "simulate_bank"]
 
 NPY_FORMAT = "gangal-simulation-npy"
 
@@ -185,3 +185,47 @@ def _read_parameter_table(path: Path, simulator: Simulator, option: str) -> np.n
     if not path.is_file():
         raise ConfigError(f"{option} parameters {path}: no such file.")
     return read_parameter_csv(path, simulator, option=f"{option} parameters")
+
+
+def simulate_bank(
+    simulator: Simulator,
+    n: int,
+    *,
+    seed: int,
+    params: torch.Tensor | None = None,
+    folder: str | Path | None = None,
+) -> SimulationBank:
+    """Simulate a bank of ``n`` images, uniform over the ranges or at ``params``.
+
+    Parameters
+    ----------
+    simulator : Simulator
+        What to run (a :func:`~gangal_core.simulation.budget.metered` one counts the images).
+    n : int
+        Images to make.
+    seed : int
+        Seeds the parameter draws and the simulator's noise.
+    params : torch.Tensor, optional
+        ``(n, P)`` physical parameters; by default drawn uniformly over the declared ranges.
+    folder : path-like, optional
+        Write the simulations there as a ``gangal simulate`` shard folder, reusable as a
+        ``--bank``; a run killed half-way keeps its finished shards, and calling again with
+        the same arguments makes only the missing ones.  ``None``: in memory only.
+
+    Returns
+    -------
+    SimulationBank
+    """
+    if folder is None:
+        gen = torch.Generator().manual_seed(seed)
+        if params is None:
+            params = simulator.sample_uniform(n, generator=gen)
+        from .simulator import simulate_in_chunks
+
+        images = simulate_in_chunks(simulator, params, generator=gen, where="a bank of simulations")
+        return SimulationBank(params.float(), images, "memory")
+    from .engine import run_simulation
+
+    values = None if params is None else params.numpy()
+    run_simulation(simulator, n=n, out=folder, seed=seed, params=values, chunk_size=256, shard_size=1024)
+    return load_bank(folder, simulator)

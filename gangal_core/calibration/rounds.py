@@ -1,0 +1,216 @@
+"""Calibration within a simulation budget, from stored simulations, in rounds.
+
+The paper's promise (Table III) is that the emulator stands in for a slow simulator.  Here the
+simulator is called only to fill banks of simulations (:mod:`gangal_core.calibration.budget`
+plans how many):
+
+1. a first bank over the declared ranges, from which the emulator is pretrained for epochs
+   (:func:`~gangal_core.calibration.pretraining.pretrain` with ``bank``);
+2. the generator trains against the true images with the discriminator on emulated images
+   E(G(z)), which cost no simulator calls;
+3. each later round simulates parameters drawn from the current best match, widened around its
+   mean (and a share uniform over the ranges, in case the best match is still wrong), refines
+   the emulator on every simulation so far, and continues the generator and discriminator.
+
+Every bank is written to the run folder as a ``gangal simulate`` shard folder and every stage
+checkpoints, so a killed run resumes without simulating anything twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from gangal_core.simulation.bank import SimulationBank, simulate_bank
+from gangal_core.simulation.simulator import Simulator
+
+from .batches import choose
+from .budget import BudgetPlan
+from .emulator import TrainedEmulator
+from .gan import CALIBRATION, check_compatible
+from .pretraining import pretrain
+from .result import CalibrationResult
+
+__all__ = ["RoundsResult", "calibrate_in_rounds", "propose", "round_iterations"]
+
+#: How much wider than the best match the next round's parameters are spread.
+WIDEN = 2.0
+#: The share of a round's parameters drawn uniformly over the declared ranges.
+UNIFORM_SHARE = 0.2
+
+
+@dataclass
+class RoundsResult:
+    """What a calibration in rounds made: the best match, the final emulator and the simulations.
+
+    Attributes
+    ----------
+    calibration : CalibrationResult
+        The best match after the last round.
+    emulator : TrainedEmulator
+        The emulator refined on every simulation of the run.
+    bank : SimulationBank
+        Every simulation the run made (predictive check excepted).
+    rounds : list of dict
+        Per round: simulations made, the best-match mean and spread after it, seconds.
+    """
+
+    calibration: CalibrationResult
+    emulator: TrainedEmulator
+    bank: SimulationBank
+    rounds: list[dict[str, Any]] = field(default_factory=list)
+
+
+def round_iterations(iterations: int, rounds: int) -> list[int]:
+    """Generator iterations per stage: half for the first, the rest shared by the later rounds."""
+    if rounds == 0:
+        return [iterations]
+    first = max(1, iterations // 2)
+    share, extra = divmod(iterations - first, rounds)
+    return [first, *(max(1, share + (k < extra)) for k in range(rounds))]
+
+
+def propose(
+    samples: np.ndarray,
+    n: int,
+    *,
+    low: np.ndarray,
+    high: np.ndarray,
+    seed: int,
+    widen: float = WIDEN,
+    uniform_share: float = UNIFORM_SHARE,
+) -> torch.Tensor:
+    """Parameters for the next round: best-match samples spread ``widen`` times wider, some uniform.
+
+    Parameters
+    ----------
+    samples : numpy.ndarray
+        ``(m, P)`` best-match samples, physical units.
+    n : int
+        Parameter sets to draw.
+    low, high : numpy.ndarray
+        The declared ranges; draws are kept inside them (a draw outside is mirrored back in).
+    seed : int
+        Seeds the draws.
+    widen, uniform_share : float, optional
+        Spread factor around the best-match mean, and the share drawn uniformly instead.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(n, P)`` float32 parameters.
+    """
+    rng = np.random.default_rng(seed)
+    mean = samples.mean(axis=0)
+    n_uniform = round(uniform_share * n)
+    picked = samples[rng.integers(0, len(samples), n - n_uniform)]
+    near = mean + widen * (picked - mean)
+    uniform = low + rng.random((n_uniform, len(low))) * (high - low)
+    draws = np.concatenate([near, uniform])
+    width = high - low
+    # mirror into [low, high] (a triangle wave), so edges are not over-filled as clipping would
+    folded = np.mod(draws - low, 2 * width)
+    draws = low + np.where(folded > width, 2 * width - folded, folded)
+    return torch.from_numpy(rng.permutation(draws).astype(np.float32))
+
+
+def calibrate_in_rounds(
+    simulator: Simulator,
+    true_images: torch.Tensor,
+    plan: BudgetPlan,
+    *,
+    folder: Path | None = None,
+    bank: SimulationBank | None = None,
+    pretrain_options: dict[str, Any],
+    calibrate_options: dict[str, Any],
+    iterations: int = 3000,
+    pretrain_iterations: int = 4000,
+    refine_iterations: int | None = None,
+    recipe: str = "default",
+    seed: int = 0,
+    resume: bool = False,
+    report: Callable[[str], None] = lambda line: None,
+) -> RoundsResult:
+    """Calibrate ``simulator`` against ``true_images`` spending simulations as ``plan`` says.
+
+    Parameters
+    ----------
+    simulator : Simulator
+        The simulator, usually :func:`~gangal_core.simulation.budget.metered` so that every
+        image is counted; with ``bank`` and no rounds it is never called.
+    true_images : torch.Tensor
+        ``(n, C, H, W)`` true images.
+    plan : BudgetPlan
+        How many simulations the first bank and each round make (:func:`plan_budget`).
+    folder : Path, optional
+        The run folder: banks go to ``simulations/round-K``, checkpoints beside them.
+    bank : SimulationBank, optional
+        Stored simulations to start from instead of simulating a first bank.
+    pretrain_options, calibrate_options : dict
+        Keyword options of :func:`pretrain` and of the calibration trainer (``batch_size``,
+        ``device``, ``progress``...).
+    iterations : int, optional
+        Generator iterations over all rounds (:func:`round_iterations` shares them).
+    pretrain_iterations : int, optional
+        Minibatches of the first pretraining.
+    refine_iterations : int, optional
+        Minibatches of each refinement of the emulator (default half of
+        ``pretrain_iterations``).
+    recipe : str, optional
+        The calibration recipe.
+    seed : int, optional
+        Seeds every stage (each its own stream).
+    resume : bool, optional
+        Continue every stage from its checkpoint in ``folder``, and reuse its banks.
+    report : callable, optional
+        Called with one line of text after each stage (simulations spent, best match).
+
+    Returns
+    -------
+    RoundsResult
+    """
+    trainer_cls = choose(CALIBRATION, recipe, "--recipe")
+    refine_iterations = refine_iterations or max(1, pretrain_iterations // 2)
+    stage_iterations = round_iterations(iterations, len(plan.rounds))
+    if bank is None:
+        bank = simulate_bank(simulator, plan.first_bank, seed=seed, folder=_bank_folder(folder, 0))
+    report(f"bank: {len(bank):,} simulations from {bank.source}")
+    emulator = pretrain(simulator, bank=bank, iterations=pretrain_iterations, seed=seed,
+                        checkpoint=_checkpoint(folder, "pretrain-0"), resume=resume,
+                        **pretrain_options)  # fmt: skip
+    check_compatible(simulator, emulator, true_images)
+    low, high = (b.numpy().astype(np.float64) for b in simulator.bounds())
+    trainer, samples, history = None, None, []
+    for k, n_round in enumerate((0, *plan.rounds)):
+        if k > 0:
+            params = propose(samples, n_round, low=low, high=high, seed=seed + 7 * k)
+            bank = bank.concatenate(simulate_bank(simulator, n_round, seed=seed + k, params=params,
+                                                  folder=_bank_folder(folder, k)))  # fmt: skip
+            emulator = pretrain(simulator, bank=bank, start=emulator, iterations=refine_iterations,
+                                seed=seed + k, checkpoint=_checkpoint(folder, f"pretrain-{k}"), resume=resume,
+                                **pretrain_options)  # fmt: skip
+        warm = None if trainer is None else trainer.networks_state()
+        trainer = trainer_cls(simulator, emulator, true_images, iterations=stage_iterations[k],
+                              discriminator_input="emulated", seed=seed + 31 * k, warm_start=warm,
+                              checkpoint=_checkpoint(folder, f"calibrate-{k}"), resume=resume,
+                              **calibrate_options)  # fmt: skip
+        result = trainer.train()
+        samples = result.samples
+        history.append({"round": k, "simulations": n_round if k else len(bank),
+                        "mean": result.mean.tolist(), "std": result.std.tolist()})  # fmt: skip
+        report(f"round {k}: {len(bank):,} simulations in the bank; best-match mean "
+               + ", ".join(f"{v:.4g}" for v in result.mean))  # fmt: skip
+    return RoundsResult(calibration=result, emulator=emulator, bank=bank, rounds=history)
+
+
+def _bank_folder(folder: Path | None, k: int) -> Path | None:
+    return None if folder is None else Path(folder) / "simulations" / f"round-{k}"
+
+
+def _checkpoint(folder: Path | None, stage: str) -> Path | None:
+    return None if folder is None else Path(folder) / f"checkpoint-{stage}.safetensors"
