@@ -14,6 +14,7 @@ import os
 import threading
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pluggy
 
@@ -97,7 +98,19 @@ class Registry:
         return table[name]
 
     def simulator(self, name: str) -> Simulator:
-        """Instantiate the simulator registered under ``name``."""
+        """Instantiate the simulator registered under ``name``, or named by ``FILE.py:Class``.
+
+        ``path/to/mysim.py:ClassName`` and ``package.module:ClassName`` load a Simulator
+        subclass that is not installed as a plugin (:func:`load_simulator_class`).
+        """
+        if ":" in name:
+            cls = load_simulator_class(name)
+            try:
+                return cls()
+            except Exception as exc:
+                raise PluginError(
+                    f"--simulator {name}: {cls.__name__}() failed: {type(exc).__name__}: {exc}"
+                ) from exc
         thing = self.get("simulator", name)
         obj = thing.obj
         try:
@@ -106,6 +119,53 @@ class Registry:
             raise PluginError(
                 f"Simulator {name!r} from {thing.distribution} failed to start: {type(exc).__name__}: {exc}"
             ) from exc
+
+
+def load_simulator_class(reference: str) -> type[Simulator]:
+    """The Simulator subclass ``path/to/mysim.py:ClassName`` or ``package.module:ClassName`` names.
+
+    A physicist's own simulator runs without packaging it as a plugin.  Errors name the file or
+    module and the class: a missing file, a module that fails to import (with its error), no
+    such class (with the Simulator subclasses it does hold), or a class that is not a valid
+    Simulator.
+    """
+    import importlib
+    import importlib.util
+    import sys
+
+    where, _, class_name = reference.rpartition(":")
+    label = f"--simulator {reference}"
+    if not where or not class_name.isidentifier():
+        raise PluginError(f"{label}: expected FILE.py:ClassName or package.module:ClassName.")
+    try:
+        if where.endswith(".py"):
+            path = Path(where).expanduser()
+            if not path.is_file():
+                raise PluginError(f"{label}: no such file {path}.")
+            module_name = f"gangal_user_{path.stem}_{abs(hash(str(path.resolve())))}"
+            spec = importlib.util.spec_from_file_location(module_name, path)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[module_name] = module  # dataclasses and pickling look the module up
+            spec.loader.exec_module(module)
+        else:
+            module = importlib.import_module(where)
+    except PluginError:
+        raise
+    except Exception as exc:  # the user's code failed to import: say where and why
+        raise PluginError(f"{label}: importing {where} failed: {type(exc).__name__}: {exc}") from exc
+    cls = getattr(module, class_name, None)
+    if cls is None:
+        found = [k for k, v in sorted(vars(module).items()) if _is_simulator_class(v)]
+        listed = f"; its Simulator classes are {', '.join(found)}." if found else "."
+        raise PluginError(f"{label}: {where} has no class {class_name!r}{listed}")
+    problems = validate_simulator_class(cls)
+    if problems:
+        raise PluginError(f"{label}: {class_name} is not a valid gangal Simulator: {'; '.join(problems)}.")
+    return cls
+
+
+def _is_simulator_class(value: object) -> bool:
+    return isinstance(value, type) and issubclass(value, Simulator) and value is not Simulator
 
 
 def _warn(message: str) -> None:
