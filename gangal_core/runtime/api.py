@@ -26,6 +26,7 @@ __all__ = [
     "ArgumentError",
     "arg",
     "as_image_tensor",
+    "as_path",
     "command_line_names",
     "python_names",
     "resolve_simulator",
