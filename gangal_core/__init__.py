@@ -7,6 +7,13 @@ Everything a plugin author needs is importable from here::
     from gangal_core import DataSource, Evaluator, Measurements, OK
     from gangal_core import pixel_centres, render_separable
 
+and so is what every command runs, as Python functions (``docs/python-api.md``)::
+
+    from gangal_core import calibrate, pretrain, train, sample, evaluate
+
+    result = calibrate("circle", true_images, out=None)   # a CalibrationResult
+    result.to_table()                                       # an astropy Table
+
 The names load on first use (PEP 562), so ``import gangal_core`` and ``gangal --help`` do not
 import torch.  The house is laid out by capability (``docs/architecture.md``):
 :mod:`gangal_core.simulation`, :mod:`~gangal_core.calibration`, :mod:`~gangal_core.chain`,
@@ -62,6 +69,19 @@ _API = {
     "read_images": "gangal_core.io.images",
     "atomic_open": "gangal_core.io.atomic",
     "IMAGE_SUFFIXES": "gangal_core.io.images",
+    # the Python API: what each command runs, and what it returns
+    "pretrain": "gangal_core.calibration.api",
+    "calibrate": "gangal_core.calibration.api",
+    "train": "gangal_core.chain.api",
+    "sample": "gangal_core.chain.api",
+    "evaluate": "gangal_core.evaluation.api",
+    "run_simulation": "gangal_core.simulation.engine",
+    "TrainedEmulator": "gangal_core.calibration.emulator",
+    "CalibrationResult": "gangal_core.calibration.result",
+    "TrainedChain": "gangal_core.chain.api",
+    "EvaluationResult": "gangal_core.evaluation.compare",
+    "SimulationSummary": "gangal_core.simulation.engine",
+    "ArgumentError": "gangal_core.runtime.api",
 }
 
 #: a module's import path before the capability subpackages -> its home now

@@ -22,13 +22,26 @@ import torch
 import torch.nn.functional as F
 from scipy.stats import rankdata
 
-__all__ = ["FLAG_MARGIN", "PredictiveCheck", "auc_with_error", "predictive_check", "simulate_best_match"]
+__all__ = [
+    "FLAG_MARGIN",
+    "MIN_IMAGES",
+    "PREDICTIVE_IMAGES",
+    "PredictiveCheck",
+    "auc_with_error",
+    "check_best_match",
+    "predictive_check",
+    "simulate_best_match",
+    "skip_reason",
+]
 
 #: The AUC is flagged when it exceeds 0.5 by more than this and by more than three standard errors.
 FLAG_MARGIN = 0.1
 
 #: Fewest images of each kind the check needs (half of them train, half test).
 MIN_IMAGES = 40
+
+#: Images of each kind in a calibration's check (the true set is cut to this many at most).
+PREDICTIVE_IMAGES = 4000
 
 
 @dataclass(frozen=True)
@@ -187,3 +200,24 @@ def simulate_best_match(simulator: Any, samples: np.ndarray, n: int, *, seed: in
     pick = torch.randperm(m, generator=gen)[:n] if n <= m else torch.randint(0, m, (n,), generator=gen)
     params = torch.from_numpy(np.ascontiguousarray(samples[pick.numpy()])).float()
     return simulate_in_chunks(simulator, params, generator=gen, where="the predictive check")
+
+
+def skip_reason(n_true: int) -> str | None:
+    """Why a calibration with ``n_true`` true images gets no predictive check, or None if it does."""
+    n = min(int(n_true), PREDICTIVE_IMAGES)
+    if n < MIN_IMAGES:
+        return f"Predictive check skipped: it needs at least {MIN_IMAGES} true images, found {n}."
+    return None
+
+
+def check_best_match(
+    simulator: Any, samples: np.ndarray, true_images: torch.Tensor, *, seed: int = 0
+) -> PredictiveCheck | None:
+    """A calibration's predictive check: up to :data:`PREDICTIVE_IMAGES` true images against as many
+    simulated at the best match; None when there are too few true images (:func:`skip_reason`).
+    """
+    if skip_reason(true_images.shape[0]) is not None:
+        return None
+    n = min(int(true_images.shape[0]), PREDICTIVE_IMAGES)
+    simulated = simulate_best_match(simulator, samples, n, seed=seed)
+    return predictive_check(true_images, simulated, seed=seed)

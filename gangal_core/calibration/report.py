@@ -41,8 +41,12 @@ def write_samples_csv(path: Path, names: tuple[str, ...], samples: np.ndarray) -
 
 
 def calibration_table(doc: dict[str, Any]) -> Table:
-    """The paper's Table I/II layout: true and best-match mu and sigma per parameter."""
-    from .result import recovery
+    """The paper's Table I/II layout: true and best-match mu and sigma per parameter, for the terminal.
+
+    ``doc`` is a ``calibration.json`` document (:meth:`CalibrationResult.to_dict`); the recovery
+    rows are green where they meet :data:`~gangal_core.calibration.result.RECOVERY_BAR`.
+    """
+    from .result import RECOVERY_BAR, recovery
 
     names = list(doc["parameters"])
     table = Table(
@@ -74,9 +78,11 @@ def calibration_table(doc: dict[str, Any]) -> Table:
         rec = recovery(doc)  # parameters whose true spread is 0 have no ratio: shown as "-"
         dmu = [rec[n]["dmu_over_sigma"] if n in rec else None for n in names]
         ratio = [rec[n]["sigma_ratio"] if n in rec else None for n in names]
-        table.add_row("|dmu| / sigma", *("-" if d is None else mark(d <= 0.15, f"{d:.3f}") for d in dmu))
         table.add_row(
-            "sigma ratio", *("-" if r is None else mark(0.75 <= r <= 1.35, f"{r:.3f}") for r in ratio)
+            "|dmu| / sigma", *("-" if d is None else mark(RECOVERY_BAR.mean_ok(d), f"{d:.3f}") for d in dmu)
+        )
+        table.add_row(
+            "sigma ratio", *("-" if r is None else mark(RECOVERY_BAR.ratio_ok(r), f"{r:.3f}") for r in ratio)
         )
     return table
 

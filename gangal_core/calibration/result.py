@@ -7,15 +7,23 @@ tells how many of them are effectively independent.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+import dataclasses
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .networks import ParameterGenerator
 
+if TYPE_CHECKING:
+    from astropy.table import Table
+
+    from .predictive import PredictiveCheck
+
 __all__ = [
+    "RECOVERY_BAR",
     "CalibrationResult",
+    "RecoveryBar",
     "autocorrelation_time",
     "recovery",
     "snapshot_mixture",
@@ -24,10 +32,43 @@ __all__ = [
 ]
 
 
+@dataclass(frozen=True)
+class RecoveryBar:
+    """When a calibration has recovered a known truth, parameter by parameter.
+
+    Attributes
+    ----------
+    mean_tol : float
+        Largest ``|mu_bm - mu_true| / sigma_true``.
+    ratio : (float, float)
+        Range of ``sigma_bm / sigma_true``.
+    """
+
+    mean_tol: float
+    ratio: tuple[float, float]
+
+    def mean_ok(self, dmu_over_sigma: float) -> bool:
+        return dmu_over_sigma <= self.mean_tol
+
+    def ratio_ok(self, sigma_ratio: float) -> bool:
+        return self.ratio[0] <= sigma_ratio <= self.ratio[1]
+
+
+#: The recovery bar of the closure tests (``benchmarks/RESULTS.md``, "Bar"): the mean within 0.15
+#: true sigma, the spread within 0.75-1.35 of the true one.  :func:`within_bar` and the printed
+#: table both use it.
+RECOVERY_BAR = RecoveryBar(mean_tol=0.15, ratio=(0.75, 1.35))
+
+
 # --------------------------------------------------------------------------- training
 @dataclass
 class CalibrationResult:
-    """What :func:`calibrate` found.
+    """What a calibration found: the best-match distribution, and the run that found it.
+
+    :func:`~gangal_core.calibration.calibrate` (the training) fills the first seven
+    attributes; :func:`gangal_core.calibrate` (the whole of ``gangal calibrate``) fills the
+    rest.  :meth:`to_dict` is ``calibration.json``; :meth:`to_table` the same numbers as an
+    astropy table.
 
     Attributes
     ----------
@@ -44,6 +85,27 @@ class CalibrationResult:
     mean_err, std_err : numpy.ndarray or None
         ``(P,)`` standard errors of the best-match mean and spread of each parameter
         (:func:`snapshot_mixture`).
+    simulator : str
+        The calibrated simulator's name.
+    units : tuple of str
+        Each parameter's unit (:attr:`Parameter.unit <gangal_core.Parameter.unit>`), ``""`` if none.
+    truth : dict or None
+        ``{name: (mean, std)}`` of the true parameters, when known.
+    predictive : PredictiveCheck or None
+        The predictive check, when it ran.
+    run_seconds : float or None
+        Wall time of the whole run (``seconds`` in ``calibration.json``; the training's own
+        ``seconds`` when None).
+    timing : dict
+        Wall time of each phase of the run.
+    true_data : dict or None
+        Where the true images came from and how many there were.
+    emulator : TrainedEmulator or None
+        The emulator the generator learnt through.
+    emulator_source : str or None
+        Where that emulator came from (a path), as ``calibration.json`` records it.
+    options : dict or None
+        The run's options, as ``calibration.json`` records them.
     """
 
     samples: np.ndarray
@@ -53,6 +115,16 @@ class CalibrationResult:
     seconds: float
     mean_err: np.ndarray | None = None
     std_err: np.ndarray | None = None
+    simulator: str = ""
+    units: tuple[str, ...] = ()
+    truth: dict[str, tuple[float, float]] | None = None
+    predictive: PredictiveCheck | None = None
+    run_seconds: float | None = None
+    timing: dict[str, float] = field(default_factory=dict)
+    true_data: dict[str, Any] | None = None
+    emulator: Any = None
+    emulator_source: str | None = None
+    options: dict[str, Any] | None = None
 
     @property
     def mean(self) -> np.ndarray:
@@ -61,6 +133,65 @@ class CalibrationResult:
     @property
     def std(self) -> np.ndarray:
         return self.samples.std(0, ddof=1)
+
+    def parameter_statistics(self) -> dict[str, dict[str, float]]:
+        """Per parameter: best-match ``mean``, ``std``, their standard errors and the truth, when known."""
+        params: dict[str, dict[str, float]] = {}
+        mean, std = self.mean, self.std
+        for j, name in enumerate(self.names):
+            entry = {"mean": float(mean[j]), "std": float(std[j])}
+            if self.mean_err is not None and self.std_err is not None:
+                entry["mean_err"], entry["std_err"] = float(self.mean_err[j]), float(self.std_err[j])
+            if self.truth is not None:
+                entry["true_mean"], entry["true_std"] = (float(v) for v in self.truth[name])
+            params[name] = entry
+        return params
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``calibration.json`` document, exactly as it is written."""
+        seconds = self.seconds if self.run_seconds is None else self.run_seconds
+        doc: dict[str, Any] = {
+            "simulator": self.simulator,
+            "parameters": self.parameter_statistics(),
+            "n_samples": int(self.samples.shape[0]),
+            "seconds": round(float(seconds), 2),
+        }
+        if self.timing:
+            doc["timing_seconds"] = {k: round(v, 2) for k, v in self.timing.items()}
+        if self.true_data is not None:
+            doc["true_data"] = dict(self.true_data)
+        if self.emulator_source is not None:
+            doc["emulator"] = self.emulator_source
+        if self.options is not None:
+            doc["options"] = dict(self.options)
+        if self.predictive is not None:
+            doc["predictive_auc"] = round(self.predictive.auc, 4)
+            doc["predictive_check"] = self.predictive.as_dict()
+        return doc
+
+    def to_table(self) -> Table:
+        """The best match as an astropy :class:`~astropy.table.Table`, in the paper's Table I/II layout.
+
+        One column per parameter, in that parameter's unit, and one row per statistic (column
+        ``statistic``): ``mean`` and ``std`` of the best match, then ``mean_err`` and
+        ``std_err`` when known, then ``true_mean`` and ``true_std`` when the truth is known.
+        Every row of a column is in one unit, which a row per parameter could not give.
+        ``table.meta`` holds the simulator and the number of samples.
+        """
+        from astropy.table import Column, Table
+
+        stats = self.parameter_statistics()
+        rows = list(next(iter(stats.values()))) if stats else []
+        units = self.units or ("",) * len(self.names)
+        table = Table(meta={"simulator": self.simulator, "n_samples": int(self.samples.shape[0])})
+        table["statistic"] = Column(rows, dtype=str)
+        for name, unit in zip(self.names, units, strict=True):
+            table[name] = Column([stats[name][row] for row in rows], unit=unit or None)
+        return table
+
+    def within_bar(self, bar: RecoveryBar = RECOVERY_BAR) -> bool:
+        """Whether every parameter meets ``bar`` (needs the truth)."""
+        return within_bar(self.to_dict(), mean_tol=bar.mean_tol, ratio=bar.ratio)
 
 
 def autocorrelation_time(series: np.ndarray) -> np.ndarray:
@@ -165,21 +296,11 @@ def summarise(
     seconds: float,
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The ``calibration.json`` document."""
-    params: dict[str, dict[str, float]] = {}
-    for j, name in enumerate(result.names):
-        entry = {"mean": float(result.mean[j]), "std": float(result.std[j])}
-        if result.mean_err is not None and result.std_err is not None:
-            entry["mean_err"], entry["std_err"] = float(result.mean_err[j]), float(result.std_err[j])
-        if truth is not None:
-            entry["true_mean"], entry["true_std"] = (float(v) for v in truth[name])
-        params[name] = entry
-    doc = {
-        "simulator": simulator,
-        "parameters": params,
-        "n_samples": int(result.samples.shape[0]),
-        "seconds": round(float(seconds), 2),
-    }
+    """``result``'s document (:meth:`CalibrationResult.to_dict`) for this simulator, truth and wall time.
+
+    Kept for callers of the training alone; :func:`gangal_core.calibrate` fills these in itself.
+    """
+    doc = dataclasses.replace(result, simulator=simulator, truth=truth, run_seconds=seconds).to_dict()
     if extra:
         doc.update(extra)
     return doc
@@ -198,10 +319,14 @@ def recovery(doc: dict[str, Any]) -> dict[str, dict[str, float]]:
 
 
 def within_bar(
-    doc: dict[str, Any], *, mean_tol: float = 0.15, ratio: tuple[float, float] = (0.75, 1.35)
+    doc: dict[str, Any],
+    *,
+    mean_tol: float = RECOVERY_BAR.mean_tol,
+    ratio: tuple[float, float] = RECOVERY_BAR.ratio,
 ) -> bool:
-    """Whether every parameter meets the issue's recovery bar (needs the truth)."""
+    """Whether every parameter of a ``calibration.json`` document meets the recovery bar (needs the truth)."""
+    bar = RecoveryBar(mean_tol=mean_tol, ratio=ratio)
     rec = recovery(doc)
     return bool(rec) and all(
-        r["dmu_over_sigma"] <= mean_tol and ratio[0] <= r["sigma_ratio"] <= ratio[1] for r in rec.values()
+        bar.mean_ok(r["dmu_over_sigma"]) and bar.ratio_ok(r["sigma_ratio"]) for r in rec.values()
     )

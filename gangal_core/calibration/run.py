@@ -1,7 +1,9 @@
 """The work behind ``gangal pretrain``, ``gangal calibrate`` and ``gangal emulate``.
 
-Each function takes the command's validated options (:mod:`gangal_core.config`), does the
-work through the library API and writes its files atomically.
+Each function takes the command's validated options (:mod:`gangal_core.config`), resolves
+them (the registered simulator, ``--range`` and ``--truth`` strings) and calls the Python API
+(:mod:`.api`), which does the work and writes the files; errors name the command's flags
+(:data:`FLAGS`).  What is left here is what the terminal shows.
 """
 
 from __future__ import annotations
@@ -18,55 +20,60 @@ from rich.console import Console
 
 from gangal_core.config import CalibrateConfig, EmulateConfig, PretrainConfig
 from gangal_core.errors import ConfigError
-from gangal_core.io.atomic import atomic_open, atomic_write_json
+from gangal_core.io.atomic import atomic_open
 from gangal_core.runtime import distributed
+from gangal_core.runtime.api import command_line_names
 
-from .truth import parse_truth
+from .api import CHECKPOINT, EMULATOR_FILE, calibrate, pretrain
 
-__all__ = ["run_calibrate", "run_emulate", "run_pretrain"]
+__all__ = ["CHECKPOINT", "FLAGS", "run_calibrate", "run_emulate", "run_pretrain"]
 
-CHECKPOINT = "checkpoint.safetensors"
+#: How ``gangal pretrain`` and ``gangal calibrate`` spell the Python API's arguments.
+FLAGS = {
+    "simulator": "--simulator",
+    "out": "--out",
+    "resume": "--resume",
+    "device": "--device",
+    "precision": "--precision",
+    "ranges": "--range",
+    "recipe": "--recipe",
+    "pretrain_recipe": "--pretrain-recipe",
+    "discriminator_input": "--discriminator-input",
+    "emulator": "--emulator",
+    "true_images": "--true-data",
+    "true_params": "--true-params",
+    "truth": "--truth",
+    "n_true": "--n-true",
+}
 
 
-def _simulator(cfg: Any) -> Any:
-    """The registered simulator, with the run's ``--range`` overrides."""
+def _simulator(cfg: PretrainConfig | CalibrateConfig) -> tuple[Any, dict[str, tuple[float, float]]]:
+    """The registered simulator and the run's ``--range`` overrides."""
     from gangal_core.plugins import get_registry
-    from gangal_core.simulation.simulator import parse_ranges, with_ranges
+    from gangal_core.simulation.simulator import parse_ranges
 
     sim = get_registry().simulator(cfg.simulator)
-    return with_ranges(sim, parse_ranges(cfg.range, sim))
+    return sim, parse_ranges(cfg.range, sim)
 
 
-def _device(name: str) -> Any:
-    """``--device`` resolved; under torchrun each process takes the GPU of its local rank."""
-    from gangal_core.runtime.devices import resolve_device
-
-    return distributed.process_device(resolve_device(name))
-
-
-def _prepare_folder(folder: Path, *, resume: bool, finished: str, option: str = "--out") -> None:
-    if folder.exists() and not folder.is_dir():
-        raise ConfigError(f"{option} {folder}: exists and is not a folder.")
-    if not resume and ((folder / CHECKPOINT).exists() or (folder / finished).exists()):
-        raise ConfigError(
-            f"{option} {folder}: already holds a run. Pass --resume to continue it, "
-            f"or choose another {option}."
-        )
-    folder.mkdir(parents=True, exist_ok=True)
+def _progress(cfg: Any, progress: bool) -> bool:
+    """``--progress`` from the options when they hold it, else the caller's ``progress``."""
+    return bool(getattr(cfg, "progress", progress))
 
 
 def run_pretrain(cfg: PretrainConfig, *, progress: bool = True, console: Console | None = None) -> Path:
     """``gangal pretrain``: train an emulator and write ``OUT/emulator.safetensors``."""
-
     console = console or Console()
-    device = _device(cfg.device)
-    shard = distributed.setup(device)
-    sim = _simulator(cfg)
-    _prepare_folder(cfg.out, resume=cfg.resume, finished="emulator.safetensors")
-    emu, path = _pretrain_into(
-        cfg.out, sim, cfg, iterations=cfg.iterations, recipe=cfg.recipe, progress=progress
-    )
-    if not shard.is_main:
+    with command_line_names(FLAGS):
+        sim, ranges = _simulator(cfg)
+        emu = pretrain(
+            sim, out=cfg.out, ranges=ranges, iterations=cfg.iterations, batch_size=cfg.batch_size,
+            recipe=cfg.recipe, emulator_arch=cfg.emulator_arch, critic_arch=cfg.critic_arch, seed=cfg.seed,
+            checkpoint_every=cfg.checkpoint_every, resume=cfg.resume, device=cfg.device,
+            precision=cfg.precision, progress=_progress(cfg, progress),
+        )  # fmt: skip
+    path = cfg.out / EMULATOR_FILE
+    if not distributed.current().is_main:
         return path
     console.print(
         f"Pretrained a {emu.arch!r} emulator of {sim.name} "
@@ -77,246 +84,61 @@ def run_pretrain(cfg: PretrainConfig, *, progress: bool = True, console: Console
     return path
 
 
-def _pretrain_into(
-    folder: Path,
-    sim: Any,
-    cfg: PretrainConfig | CalibrateConfig,
-    *,
-    iterations: int,
-    recipe: str,
-    progress: bool,
-) -> tuple[Any, Path]:
-    """Pretrain (or resume pretraining) into ``folder``: weights, checkpoint and plots."""
-    from .emulator import save_emulator
-    from .pretraining import pretrain
-
-    emu = pretrain(
-        sim,
-        iterations=iterations,
-        batch_size=cfg.batch_size,
-        recipe=recipe,
-        emulator_arch=cfg.emulator_arch,
-        critic_arch=cfg.critic_arch,
-        seed=cfg.seed,
-        checkpoint=folder / CHECKPOINT,
-        checkpoint_every=cfg.checkpoint_every,
-        resume=cfg.resume,
-        progress=progress,
-        device=_device(cfg.device),
-        precision=cfg.precision,
-    )
-    path = folder / "emulator.safetensors"
-    if not distributed.current().is_main:  # under torchrun only rank 0 writes
-        return emu, path
-    _emulator_plots(sim, emu, folder, seed=cfg.seed)
-    # the weights last: their presence means the folder is complete (a resumed run that finds
-    # them skips pretraining, so a kill between them and the plots must not lose the plots)
-    path = save_emulator(emu, folder)
-    return emu, path
-
-
-def _emulator_plots(sim: Any, emu: Any, folder: Path, *, seed: int) -> None:
-    from .report import plot_emulator_vs_simulator, plot_losses
-
-    plot_emulator_vs_simulator(folder / "emulator.png", sim, emu, seed=seed)
-    if emu.info.get("losses"):
-        plot_losses(
-            folder / "pretrain-losses.png", emu.info["losses"], title=f"pretraining ({emu.info['recipe']})"
-        )
-
-
-def _true_set(cfg: CalibrateConfig, sim: Any) -> tuple[torch.Tensor, np.ndarray | None, dict | None, dict]:
-    """True images, their parameters when known, the truth (mu, sigma) when known, and provenance."""
-    from gangal_core.io.images import read_images
-    from gangal_core.simulation.engine import read_parameter_csv
-
-    from .truth import make_true_set
-
-    names = sim.parameter_names()
-    if cfg.true_data is not None:
-        if cfg.truth:
-            raise ConfigError("--truth builds a true set; it cannot be combined with --true-data.")
-        images = torch.from_numpy(
-            read_images(cfg.true_data, expected_shape=tuple(sim.image_shape), what="--true-data")
-        )
-        params = truth = None
-        if cfg.true_params is not None:
-            params = read_parameter_csv(cfg.true_params, sim, option="--true-params").astype(np.float64)
-            if len(params) != images.shape[0]:
-                raise ConfigError(
-                    f"--true-params {cfg.true_params}: {len(params)} rows, "
-                    f"but --true-data has {images.shape[0]} images."
-                )
-            truth = {
-                n: (float(params[:, j].mean()), float(params[:, j].std(ddof=1))) for j, n in enumerate(names)
-            }
-        return images, params, truth, {"source": str(cfg.true_data), "n_images": int(images.shape[0])}
-    if cfg.true_params is not None:
-        raise ConfigError("--true-params describes --true-data; give both, or neither.")
-    truth = dict(sim.reference_truth or {})
-    truth.update(parse_truth(cfg.truth, names))
-    missing = [n for n in names if n not in truth]
-    if missing:
-        raise ConfigError(
-            f"simulator {sim.name!r} has no reference truth for {', '.join(missing)}: give --true-data PATH "
-            f"(true images) or --truth NAME=MEAN,STD for every parameter."
-        )
-    truth = {n: truth[n] for n in names}
-    from gangal_core.runtime.limits import check_fits_in_memory
-
-    per_image = (int(np.prod(sim.image_shape)) + len(names)) * 4
-    check_fits_in_memory("--n-true", cfg.n_true, per_image, f"{sim.name} images and their parameters")
-    params, images = make_true_set(sim, truth, n=cfg.n_true, seed=cfg.seed)
-    source = "reference truth" + (" with --truth" if cfg.truth else "")
-    return images, params.numpy().astype(np.float64), truth, {"source": source, "n_images": cfg.n_true}
-
-
 def run_calibrate(
     cfg: CalibrateConfig, *, progress: bool = True, console: Console | None = None
 ) -> dict[str, Any]:
     """``gangal calibrate``: pretrain if needed, train the generator, write results and plots."""
-    from .emulator import load_emulator
-    from .gan import calibrate
-    from .report import (
-        calibration_table,
-        plot_generated_vs_true,
-        plot_losses,
-        plot_parameters,
-        write_samples_csv,
-    )
-    from .result import summarise
-
-    started = time.perf_counter()
     console = console or Console()
-    device = _device(cfg.device)
-    shard = distributed.setup(device)
-    sim = _simulator(cfg)
-    if cfg.range and cfg.emulator is not None:
-        raise ConfigError(
-            "--range sets the ranges to pretrain over; an --emulator was pretrained over its own "
-            "ranges. Drop one of them."
-        )
-    _prepare_folder(cfg.out, resume=cfg.resume, finished="calibration.json")
-    timing: dict[str, float] = {}
-
-    t = time.perf_counter()
-    true_images, true_params, truth, true_info = _true_set(cfg, sim)
-    timing["true_set"] = time.perf_counter() - t
-
-    t = time.perf_counter()
-    if cfg.emulator is not None:
-        emu = load_emulator(cfg.emulator)
-        emulator_path = cfg.emulator
-    else:
-        folder = cfg.out / "emulator"
-        emulator_path = folder
-        if cfg.resume and (folder / "emulator.safetensors").exists():
-            emu = load_emulator(folder)
-        else:
-            folder.mkdir(parents=True, exist_ok=True)
-            emu, _ = _pretrain_into(
-                folder,
-                sim,
-                cfg,
-                iterations=cfg.pretrain_iterations,
-                recipe=cfg.pretrain_recipe,
-                progress=progress,
-            )
-    timing["pretrain"] = time.perf_counter() - t
-
-    t = time.perf_counter()
-    result = calibrate(
-        sim,
-        emu,
-        true_images,
-        iterations=cfg.iterations,
-        batch_size=cfg.batch_size,
-        recipe=cfg.recipe,
-        discriminator_input=cfg.discriminator_input,
-        critic_arch=cfg.critic_arch,
-        n_samples=cfg.n_samples,
-        seed=cfg.seed,
-        checkpoint=cfg.out / CHECKPOINT,
-        checkpoint_every=cfg.checkpoint_every,
-        resume=cfg.resume,
-        progress=progress,
-        device=device,
-        precision=cfg.precision,
-    )
-    timing["training"] = time.perf_counter() - t
-    if not shard.is_main:  # under torchrun only rank 0 writes; every process holds the same result
+    with command_line_names(FLAGS):
+        sim, ranges = _simulator(cfg)
+        result = calibrate(
+            sim, cfg.true_data, true_params=cfg.true_params, truth=cfg.truth, n_true=cfg.n_true,
+            emulator=cfg.emulator, ranges=ranges, iterations=cfg.iterations,
+            pretrain_iterations=cfg.pretrain_iterations, batch_size=cfg.batch_size, recipe=cfg.recipe,
+            pretrain_recipe=cfg.pretrain_recipe, discriminator_input=cfg.discriminator_input,
+            emulator_arch=cfg.emulator_arch, critic_arch=cfg.critic_arch, n_samples=cfg.n_samples,
+            predictive_check=cfg.predictive_check, seed=cfg.seed, out=cfg.out,
+            checkpoint_every=cfg.checkpoint_every, resume=cfg.resume, device=cfg.device,
+            precision=cfg.precision, progress=_progress(cfg, progress),
+            options=json.loads(cfg.model_dump_json()),
+            true_source=None if cfg.true_data else "reference truth" + (" with --truth" if cfg.truth else ""),
+        )  # fmt: skip
+    if not distributed.current().is_main:  # under torchrun only rank 0 writes and prints
         return {}
+    doc = result.to_dict()
+    _print_calibration(console, cfg, doc, predictive_check=cfg.predictive_check)
+    return doc
 
-    t = time.perf_counter()
-    write_samples_csv(cfg.out / "samples.csv", result.names, result.samples)
-    ranges = [(p["low"], p["high"]) for p in emu.parameters]
-    plot_parameters(cfg.out / "parameters.png", result.names, result.samples, true_params=true_params,
-                    truth=truth, ranges=ranges)  # fmt: skip
-    plot_generated_vs_true(cfg.out / "generated.png", sim, result.samples, true_images, seed=cfg.seed)
-    plot_losses(
-        cfg.out / "losses.png", result.losses, title=f"calibration of {sim.name} ({cfg.recipe} recipe)"
-    )
-    timing["report"] = time.perf_counter() - t
 
-    check = None
-    if cfg.predictive_check:
-        t = time.perf_counter()
-        check = _predictive_check(sim, result.samples, true_images, seed=cfg.seed, console=console)
-        timing["predictive_check"] = time.perf_counter() - t
+def _print_calibration(console: Console, cfg: CalibrateConfig, doc: dict[str, Any], *,
+                       predictive_check: bool) -> None:  # fmt: skip
+    """The table, the predictive check's verdict and where the files went."""
+    from .predictive import skip_reason
+    from .report import calibration_table
 
-    seconds = time.perf_counter() - started
-    doc = summarise(
-        result,
-        simulator=sim.name,
-        truth=truth,
-        seconds=seconds,
-        extra={
-            "timing_seconds": {k: round(v, 2) for k, v in timing.items()},
-            "true_data": true_info,
-            "emulator": str(emulator_path),
-            "options": json.loads(cfg.model_dump_json()),
-        },
-    )
-    if check is not None:
-        doc["predictive_auc"] = round(check.auc, 4)
-        doc["predictive_check"] = check.as_dict()
-    atomic_write_json(cfg.out / "calibration.json", doc)
+    skipped = skip_reason(doc["true_data"]["n_images"]) if predictive_check else None
+    if skipped:
+        console.print(skipped)
     console.print(calibration_table(doc))
+    check = doc.get("predictive_check")
     if check is not None:
         verdict = (
             "[bold yellow]clearly above 0.5: the true images are told apart from simulations at the "
             "best match. The simulator may not describe these images (misspecification) or the "
             "calibration has not converged; see docs/calibration.md, 'Predictive check'.[/]"
-            if check.flagged
+            if check["flagged"]
             else "[green]consistent with indistinguishable (0.5)[/]"
         )
         console.print(
-            f"Predictive check: held-out AUC {check.auc:.3f} ± {check.auc_err:.3f} "
-            f"({check.n_test} + {check.n_test} test images): {verdict}"
+            f"Predictive check: held-out AUC {check['auc']:.3f} ± {check['auc_err']:.3f} "
+            f"({check['n_test']} + {check['n_test']} test images): {verdict}"
         )
+    timing = doc["timing_seconds"]
     console.print(
-        f"Wrote {cfg.out}/calibration.json, samples.csv and plots in {seconds:.0f} s "
+        f"Wrote {cfg.out}/calibration.json, samples.csv and plots in {doc['seconds']:.0f} s "
         f"(pretraining {timing['pretrain']:.0f} s, training {timing['training']:.0f} s).",
         highlight=False,
     )
-    return doc
-
-
-#: Images of each kind in the predictive check (the true set is cut to this many at most).
-PREDICTIVE_IMAGES = 4000
-
-
-def _predictive_check(sim: Any, samples: np.ndarray, true_images: torch.Tensor, *, seed: int,
-                      console: Console) -> Any:  # fmt: skip
-    """The classifier two-sample test, or None (with a note) when the true set is too small for it."""
-    from .predictive import MIN_IMAGES, predictive_check, simulate_best_match
-
-    n = min(int(true_images.shape[0]), PREDICTIVE_IMAGES)
-    if n < MIN_IMAGES:
-        console.print(f"Predictive check skipped: it needs at least {MIN_IMAGES} true images, found {n}.")
-        return None
-    simulated = simulate_best_match(sim, samples, n, seed=seed)
-    return predictive_check(true_images, simulated, seed=seed)
 
 
 def run_emulate(cfg: EmulateConfig, *, console: Console | None = None) -> Path:
@@ -347,8 +169,10 @@ def run_emulate(cfg: EmulateConfig, *, console: Console | None = None) -> Path:
         )
     start = time.perf_counter()
     gen = torch.Generator().manual_seed(cfg.seed)
+    # the emulator spells mixed precision bfloat16; the shared --precision option says bf16
+    precision = {"bf16": "bfloat16"}.get(cfg.precision, cfg.precision)
     images = emu.emulate(
-        torch.from_numpy(params), generator=gen, batch_size=cfg.batch_size, precision=cfg.precision
+        torch.from_numpy(params), generator=gen, batch_size=cfg.batch_size, precision=precision
     )
     seconds = time.perf_counter() - start
     with atomic_open(cfg.out, "wb") as fh:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 import numpy as np
 import torch
 
 from gangal_core.errors import ConfigError
+from gangal_core.runtime.api import ArgumentError, arg
 from gangal_core.simulation.simulator import Simulator, simulate_in_chunks
 
 __all__ = ["make_true_set", "parse_truth"]
@@ -58,7 +61,12 @@ def make_true_set(
 
 
 def parse_truth(items: tuple[str, ...], names: tuple[str, ...]) -> dict[str, tuple[float, float]]:
-    """``("r=8,0.5", ...)`` to ``{"r": (8.0, 0.5)}``, with errors that name the bad item."""
+    """``("r=8,0.5", ...)`` (``--truth``) to ``{"r": (8.0, 0.5)}``, with errors that name the bad item.
+
+    A mapping ``{"r": (8, 0.5)}`` (the Python API's ``truth``) is checked the same way.
+    """
+    if isinstance(items, Mapping):
+        items = tuple(f"{k}={_pair(v)}" for k, v in items.items())
     truth: dict[str, tuple[float, float]] = {}
     for item in items:
         name, _, rest = item.partition("=")
@@ -66,12 +74,22 @@ def parse_truth(items: tuple[str, ...], names: tuple[str, ...]) -> dict[str, tup
         try:
             mean, std = (float(v) for v in rest.split(","))
         except ValueError:
-            raise ConfigError(f"--truth {item!r}: expected NAME=MEAN,STD, e.g. r=8,0.5.") from None
+            raise ArgumentError(f"{arg('truth')} {item!r}: expected NAME=MEAN,STD, e.g. r=8,0.5.") from None
         if name not in names:
-            raise ConfigError(
-                f"--truth {item!r}: {name!r} is not a parameter; the parameters are {', '.join(names)}."
+            raise ArgumentError(
+                f"{arg('truth')} {item!r}: {name!r} is not a parameter; "
+                f"the parameters are {', '.join(names)}."
             )
         if not (np.isfinite(mean) and np.isfinite(std) and std > 0):
-            raise ConfigError(f"--truth {item!r}: need a finite mean and a positive standard deviation.")
+            raise ArgumentError(
+                f"{arg('truth')} {item!r}: need a finite mean and a positive standard deviation."
+            )
         truth[name] = (mean, std)
     return truth
+
+
+def _pair(value: object) -> str:
+    """``(8, 0.5)`` as ``"8,0.5"``, the form ``--truth`` takes."""
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        return ",".join(map(str, value))
+    return str(value)

@@ -14,8 +14,9 @@ would put generated images much closer to real ones than real images are to each
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -25,10 +26,108 @@ from gangal_core.io.plots import pyplot, save_figure
 
 from .evaluator import Measurements
 
-__all__ = ["centre_crop", "closest_match", "compare_measurements", "nearest_l1", "plot_closest_match",
-           "plot_distances", "plot_histograms"]  # fmt: skip
+if TYPE_CHECKING:
+    from astropy.table import Table
+
+__all__ = ["EvaluationResult", "centre_crop", "closest_match", "compare_measurements", "nearest_l1",
+           "plot_closest_match", "plot_distances", "plot_histograms"]  # fmt: skip
 
 REAL_COLOUR, GENERATED_COLOUR = "tab:blue", "tab:red"  # the paper's colours
+
+
+@dataclass
+class EvaluationResult:
+    """Two image sets measured and compared: what ``gangal evaluate`` found.
+
+    :meth:`to_dict` is ``evaluation.json``; :meth:`to_table` the per-quantity comparison as an
+    astropy table.
+
+    Attributes
+    ----------
+    failure_rate, n_measured : dict
+        Per set (``real``, ``generated``): the fraction of failed measurements and the
+        number of successful ones.
+    quantities : dict
+        Per quantity: each set's summary (``n``, ``mean``, ``std``, ``median``), the KS
+        statistic and p-value, the Wasserstein distance and its ratio to the real spread
+        (:func:`compare_measurements`).
+    evaluator : dict
+        The evaluator's description (name, quantities, units...).
+    method, band : str
+        The evaluator's method and the band measured.
+    resolution : int
+        Side of the images compared.
+    real, generated : dict
+        Where each set came from.
+    closest_match : dict
+        The closest-match summary (:func:`closest_match`).
+    seconds : float
+        Wall time of the whole evaluation.
+    units : dict
+        Each quantity's unit (``Evaluator.units``).
+    measurements : dict
+        The :class:`Measurements` of each set (not in the JSON).
+    """
+
+    failure_rate: dict[str, float]
+    n_measured: dict[str, int]
+    quantities: dict[str, dict[str, Any]]
+    evaluator: dict[str, Any] = field(default_factory=dict)
+    method: str = ""
+    band: str = "sum"
+    resolution: int = 0
+    real: dict[str, Any] = field(default_factory=dict)
+    generated: dict[str, Any] = field(default_factory=dict)
+    closest_match: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+    units: dict[str, str] = field(default_factory=dict)
+    measurements: dict[str, Measurements] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``evaluation.json`` document, exactly as it is written."""
+        return {
+            "failure_rate": self.failure_rate,
+            "n_measured": self.n_measured,
+            "quantities": self.quantities,
+            "evaluator": self.evaluator,
+            "method": self.method,
+            "band": self.band,
+            "resolution": self.resolution,
+            "real": self.real,
+            "generated": self.generated,
+            "closest_match": self.closest_match,
+            "seconds": round(self.seconds, 2),
+        }
+
+    def to_table(self) -> Table:
+        """The comparison as an astropy :class:`~astropy.table.Table`, one row per quantity.
+
+        Columns: ``quantity``, ``unit`` (from ``Evaluator.units``: quantities differ in unit,
+        so a column cannot carry one), ``ks_statistic``, ``ks_pvalue``, ``wasserstein``,
+        ``wasserstein_over_real_std``, then ``n``, ``mean``, ``std`` and ``median`` of each
+        set (``mean_real``, ``mean_generated``...).  A statistic that could not be computed
+        (too few successful measurements) is masked.  ``table.meta`` holds the failure rates
+        and the closest-match summary.
+        """
+        from astropy.table import MaskedColumn, Table
+
+        names = ["ks_statistic", "ks_pvalue", "wasserstein", "wasserstein_over_real_std"]
+        for kind in ("real", "generated"):
+            names += [f"{stat}_{kind}" for stat in ("n", "mean", "std", "median")]
+
+        def value(entry: dict[str, Any], name: str) -> Any:
+            stat, _, kind = name.rpartition("_")
+            return entry[kind][stat] if kind in ("real", "generated") else entry[name]
+
+        table = Table(meta={"failure_rate": self.failure_rate, "closest_match": self.closest_match})
+        table["quantity"] = list(self.quantities)
+        table["unit"] = [self.units.get(q, "") for q in self.quantities]
+        for name in names:
+            values = [value(entry, name) for entry in self.quantities.values()]
+            missing = [v is None for v in values]
+            table[name] = MaskedColumn([0 if v is None else v for v in values], mask=missing,
+                                       dtype=int if name.startswith("n_") else float)  # fmt: skip
+        return table
 
 
 def compare_measurements(
@@ -118,7 +217,12 @@ def centre_crop(images: np.ndarray, fraction: float = 0.5) -> np.ndarray:
 
 
 def nearest_l1(
-    queries: np.ndarray, references: np.ndarray, *, exclude_self: bool = False, chunk: int = 256
+    queries: np.ndarray,
+    references: np.ndarray,
+    *,
+    exclude_self: bool = False,
+    chunk: int = 256,
+    device: str | torch.device = "cpu",
 ) -> tuple[np.ndarray, np.ndarray]:
     """For each query image, the reference image nearest in L1 distance (eq. 8).
 
@@ -131,6 +235,8 @@ def nearest_l1(
         real-vs-real nearest distances).
     chunk : int, optional
         Queries per block of the distance matrix.
+    device : str or torch.device, optional
+        Where the distances are computed (default the CPU).
 
     Returns
     -------
@@ -140,8 +246,9 @@ def nearest_l1(
     index : ndarray
         ``(N,)`` index of the nearest reference.
     """
-    q = torch.from_numpy(np.ascontiguousarray(queries, dtype=np.float32)).reshape(len(queries), -1)
+    q = torch.from_numpy(np.ascontiguousarray(queries, dtype=np.float32)).reshape(len(queries), -1).to(device)
     r = torch.from_numpy(np.ascontiguousarray(references, dtype=np.float32)).reshape(len(references), -1)
+    r = r.to(device)
     if q.shape[1] != r.shape[1]:
         raise ValueError(
             f"queries and references differ in size: {tuple(queries.shape)} vs {tuple(references.shape)}"
@@ -150,17 +257,17 @@ def nearest_l1(
     for start in range(0, len(q), chunk):
         d = torch.cdist(q[start : start + chunk], r, p=1.0)
         if exclude_self:
-            rows = torch.arange(d.shape[0])
+            rows = torch.arange(d.shape[0], device=d.device)
             d[rows, rows + start] = float("inf")
         best = d.min(dim=1)
-        dist[start : start + chunk] = best.values.numpy() / q.shape[1]
-        index[start : start + chunk] = best.indices.numpy()
+        dist[start : start + chunk] = best.values.cpu().numpy() / q.shape[1]
+        index[start : start + chunk] = best.indices.cpu().numpy()
     return dist, index
 
 
 def closest_match(
     generated: np.ndarray, real: np.ndarray, *, fraction: float = 0.5, n_real_pairs: int | None = 2000,
-    seed: int = 0,
+    seed: int = 0, device: str | torch.device = "cpu",
 ) -> dict[str, Any]:  # fmt: skip
     """The closest-match analysis of section 3.2.6 on the central crops.
 
@@ -169,12 +276,13 @@ def closest_match(
     and a summary: the medians, their ratio (about 1 or more: no sign of memorisation; well
     below 1: generated images sit on top of real ones), and the fraction of generated
     images closer to a real image than the 1st percentile of real-vs-real distances.
+    The distances are computed on ``device`` (:func:`nearest_l1`).
     """
     g, r = centre_crop(generated, fraction), centre_crop(real, fraction)
-    gen_dist, gen_index = nearest_l1(g, r)
+    gen_dist, gen_index = nearest_l1(g, r, device=device)
     rng = np.random.default_rng(seed)
     pick = np.sort(rng.choice(len(r), size=min(len(r), n_real_pairs or len(r)), replace=False))
-    real_dist, _ = nearest_l1(r[pick], r[pick], exclude_self=True)
+    real_dist, _ = nearest_l1(r[pick], r[pick], exclude_self=True, device=device)
     floor = float(np.percentile(real_dist, 1))
     return {
         "generated_distance": gen_dist,

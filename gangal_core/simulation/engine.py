@@ -18,8 +18,9 @@ import shutil
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -27,10 +28,22 @@ import torch
 from gangal_core import __version__
 from gangal_core.errors import ConfigError
 from gangal_core.io.atomic import atomic_write_json, fsync_dir
+from gangal_core.io.folders import prepare_output_folder
+from gangal_core.runtime.api import command_line_names
 
-from .simulator import Simulator, call_simulator
+from .simulator import Parameter, Simulator, call_simulator
 
-__all__ = ["SimulationPlan", "chunk_generator", "parse_shard", "read_parameter_csv", "run_simulation"]
+if TYPE_CHECKING:
+    from astropy.table import Table
+
+__all__ = [
+    "SimulationPlan",
+    "SimulationSummary",
+    "chunk_generator",
+    "parse_shard",
+    "read_parameter_csv",
+    "run_simulation",
+]
 
 FORMAT = "gangal-simulation"
 MANIFEST = "manifest.json"
@@ -108,6 +121,101 @@ class SimulationPlan:
         ]
 
 
+@dataclass(frozen=True)
+class SimulationSummary:
+    """A simulation run: what it is, and what this call wrote.
+
+    :meth:`to_dict` is exactly the JSON that describes the run: ``manifest.json`` of a folder
+    of shards, or ``<stem>.json`` beside an ``.npy`` file.  Its run identity
+    (:meth:`run_key`) is what a re-run must match to resume.
+
+    Attributes
+    ----------
+    out : Path
+        The ``.npy`` file or the folder of shards.
+    simulator : str
+        The simulator's name.
+    image_shape : tuple of int
+        ``(C, H, W)``.
+    parameters : tuple of Parameter
+        The simulator's parameters, with the ranges of this run.
+    plan : SimulationPlan
+        Images, seed, chunk and shard sizes.
+    params_sha256 : str or None
+        Digest of the given parameters (None: drawn uniformly).
+    written : int
+        Images this call wrote.
+    skipped : int or None
+        Images already there (None for one shard of a batch-system job).
+    files : tuple of str
+        The image files this call wrote.
+    """
+
+    out: Path
+    simulator: str
+    image_shape: tuple[int, ...]
+    parameters: tuple[Parameter, ...]
+    plan: SimulationPlan
+    params_sha256: str | None = None
+    written: int = 0
+    skipped: int | None = None
+    files: tuple[str, ...] = ()
+
+    def run_key(self) -> dict[str, Any]:
+        """What identifies the run: a folder holding another is refused, the same one resumed."""
+        return {
+            "simulator": self.simulator,
+            "image_shape": list(self.image_shape),
+            "parameter_names": [p.name for p in self.parameters],
+            # uniform draws depend on the ranges, which --range may change: part of the identity
+            "parameter_ranges": {p.name: [p.low, p.high] for p in self.parameters},
+            "n": self.plan.n,
+            "seed": self.plan.seed,
+            "chunk_size": self.plan.chunk_size,
+            "shard_size": self.plan.shard_size,
+            "params_sha256": self.params_sha256,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """The run's JSON description, exactly as written: the manifest, or the ``.npy`` file's sidecar."""
+        if self.out.suffix == ".npy":
+            return {
+                "format": "gangal-simulation-npy",
+                "version": 1,
+                **self.run_key(),
+                "gangal_version": __version__,
+                "images": self.out.name,
+                "parameters_file": self.out.with_suffix(".parameters.npy").name,
+            }
+        parameters = [{"name": p.name, "low": p.low, "high": p.high, "unit": p.unit,
+                       "description": p.description} for p in self.parameters]  # fmt: skip
+        return {"format": FORMAT, "version": 1, **self.run_key(), "parameters": parameters,
+                "gangal_version": __version__, "shards": self.plan.shards()}  # fmt: skip
+
+    def to_table(self) -> Table:
+        """The parameter ranges drawn from, as an astropy :class:`~astropy.table.Table`.
+
+        One column per parameter, in its unit (:attr:`Parameter.unit`), and the rows ``low``
+        and ``high`` (column ``bound``); ``table.meta`` holds the simulator, the output, the
+        number of images, the seed and how many images this call wrote.
+        """
+        from astropy.table import Column, Table
+
+        meta = {"simulator": self.simulator, "out": str(self.out), "n": self.plan.n,
+                "seed": self.plan.seed, "written": self.written}  # fmt: skip
+        table = Table(meta=meta)
+        table["bound"] = Column(["low", "high"], dtype=str)
+        for p in self.parameters:
+            table[p.name] = Column([p.low, p.high], unit=p.unit or None, description=p.description)
+        return table
+
+    def __getitem__(self, key: str) -> Any:
+        """``summary["written"]``: the dict :func:`run_simulation` returned before it returned this."""
+        legacy = {"out": str(self.out), "n": self.plan.n, "written": self.written,
+                  "skipped": self.skipped, "files": list(self.files)}  # fmt: skip
+        return legacy[key]
+
+
 # ---- file layouts -------------------------------------------------------------------------
 def _safetensors_header(count: int, image_shape: tuple, n_params: int, metadata: dict) -> bytes:
     image_bytes = count * int(np.prod(image_shape)) * 4
@@ -171,33 +279,16 @@ def _pwrite_all(fd: int, data: memoryview, offset: int) -> None:
 
 
 # ---- the run ------------------------------------------------------------------------------
-def _run_key(simulator: Simulator, plan: SimulationPlan, params_digest: str | None) -> dict:
-    return {
-        "simulator": simulator.name,
-        "image_shape": list(simulator.image_shape),
-        "parameter_names": list(simulator.parameter_names()),
-        # uniform draws depend on the ranges, which --range may change: part of the identity
-        "parameter_ranges": {p.name: [p.low, p.high] for p in simulator.parameters},
-        "n": plan.n,
-        "seed": plan.seed,
-        "chunk_size": plan.chunk_size,
-        "shard_size": plan.shard_size,
-        "params_sha256": params_digest,
-    }
+def _prepare_folder(summary: SimulationSummary) -> None:
+    """Check the folder (resume the same run, refuse another) and write its manifest."""
+    key = summary.run_key()
 
-
-def _prepare_folder(out: Path, key: dict, plan: SimulationPlan, simulator: Simulator) -> None:
-    manifest_path = out / MANIFEST
-    if out.exists() and not out.is_dir():
-        raise ConfigError(
-            f"--out {out}: exists and is not a folder; give a new folder or a path ending in .npy."
-        )
-    if manifest_path.exists():
+    def same_run(folder: Path) -> None:
         try:
-            old = json.loads(manifest_path.read_text())
+            old = json.loads((folder / MANIFEST).read_text())
         except (OSError, ValueError) as exc:
             raise ConfigError(
-                f"--out {out}: {MANIFEST} is unreadable ({exc}); choose another --out."
+                f"--out {folder}: {MANIFEST} is unreadable ({exc}); choose another --out."
             ) from exc
         old_key = {k: old.get(k) for k in key}
         if old_key != key:
@@ -205,26 +296,15 @@ def _prepare_folder(out: Path, key: dict, plan: SimulationPlan, simulator: Simul
                 f"{k}: {old_key[k]!r} there, {key[k]!r} now" for k in key if old_key[k] != key[k]
             )
             raise ConfigError(
-                f"--out {out} holds a different simulation run ({diff}). Re-run with the same options to "
-                "resume it, or choose another --out."
+                f"--out {folder} holds a different simulation run ({diff}). Re-run with the same options "
+                "to resume it, or choose another --out."
             )
-    elif out.is_dir() and any(not p.name.startswith(".") for p in out.iterdir()):
-        raise ConfigError(
-            f"--out {out}: the folder is not empty and holds no gangal simulation; choose another."
-        )
-    out.mkdir(parents=True, exist_ok=True)
-    manifest = {
-        "format": FORMAT,
-        "version": 1,
-        **key,
-        "parameters": [
-            {"name": p.name, "low": p.low, "high": p.high, "unit": p.unit, "description": p.description}
-            for p in simulator.parameters
-        ],
-        "gangal_version": __version__,
-        "shards": plan.shards(),
-    }
-    atomic_write_json(manifest_path, manifest)
+
+    with command_line_names({"out": "--out"}):  # the engine speaks the command's language
+        prepare_output_folder(summary.out, run_files=(MANIFEST,), same_run=same_run,
+                              foreign="gangal simulation",
+                              not_a_folder="; give a new folder or a path ending in .npy")  # fmt: skip
+    atomic_write_json(summary.out / MANIFEST, summary.to_dict())
 
 
 class _Writer:
@@ -328,7 +408,7 @@ def run_simulation(
     shard_size: int = 65536,
     workers: int | None = None,
     progress: Callable[[int], None] | None = None,
-) -> dict:
+) -> SimulationSummary:
     """Simulate ``n`` images and write them to ``out``.
 
     Parameters
@@ -359,8 +439,8 @@ def run_simulation(
 
     Returns
     -------
-    dict
-        ``{"out", "n", "written", "skipped", "files"}``.
+    SimulationSummary
+        The run and what this call wrote (``summary["written"]`` works as the dict it once was).
     """
     out = Path(out)
     if n < 1 or chunk_size < 1 or shard_size < 1 or shard_size % chunk_size:
@@ -379,16 +459,31 @@ def run_simulation(
         import hashlib
 
         digest = hashlib.sha256(np.ascontiguousarray(params, dtype=np.float32).tobytes()).hexdigest()
-    key = _run_key(simulator, plan, digest)
+    summary = SimulationSummary(out, simulator.name, tuple(simulator.image_shape),
+                                tuple(simulator.parameters), plan, digest)  # fmt: skip
     if out.suffix == ".npy":
         if shard is not None:
             raise ConfigError("--shard needs a folder --out (shards are files); an .npy output is one file.")
         if not out.parent.is_dir():
             raise ConfigError(f"--out {out}: the folder {out.parent} does not exist.")
     else:
-        _prepare_folder(out, key, plan, simulator)
+        _prepare_folder(summary)
     files, chunk_files, chunks = _layout(simulator, plan, out, shard)
-    writer = _Writer(simulator, plan, files, chunk_files, params)
+    _run_chunks(_Writer(simulator, plan, files, chunk_files, params), chunks, workers, progress)
+    written = sum(f.count for f in files if f.image_bytes)
+    summary = replace(summary, written=written, skipped=n - written if shard is None else None,
+                      files=tuple(str(f.path) for f in files if f.image_bytes))  # fmt: skip
+    if out.suffix == ".npy":
+        atomic_write_json(out.with_suffix(".json"), summary.to_dict())
+    else:
+        fsync_dir(out)
+    return summary
+
+
+def _run_chunks(
+    writer: _Writer, chunks: list[int], workers: int | None, progress: Callable[[int], None] | None
+) -> None:
+    """Simulate and write ``chunks`` on a pool of ``workers`` threads; a failure abandons unfinished files."""
     workers = max(1, min(workers or os.cpu_count() or 1, len(chunks) or 1))
     old_threads = torch.get_num_threads()
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
@@ -409,32 +504,6 @@ def run_simulation(
         raise
     finally:
         torch.set_num_threads(old_threads)
-    if out.suffix == ".npy":
-        _write_npy_sidecar(out, key)
-    else:
-        fsync_dir(out)
-    written = sum(f.count for f in files if f.image_bytes)
-    return {
-        "out": str(out),
-        "n": n,
-        "written": written,
-        "skipped": n - written if shard is None else None,
-        "files": [str(f.path) for f in files if f.image_bytes],
-    }
-
-
-def _write_npy_sidecar(out: Path, key: dict) -> None:
-    atomic_write_json(
-        out.with_suffix(".json"),
-        {
-            "format": "gangal-simulation-npy",
-            "version": 1,
-            **key,
-            "gangal_version": __version__,
-            "images": out.name,
-            "parameters_file": out.with_suffix(".parameters.npy").name,
-        },
-    )
 
 
 def _check_disk_space(out: Path, n: int, simulator: Simulator, shard: tuple[int, int] | None) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
@@ -11,10 +12,13 @@ from gangal_core.errors import ConfigError
 from gangal_core.plugins import get_registry
 from gangal_core.runtime.progress import progress_bar
 
+if TYPE_CHECKING:
+    from gangal_core.simulation.engine import SimulationSummary
+
 __all__ = ["run_simulate"]
 
 
-def run_simulate(cfg: SimulateConfig, *, console: Console | None = None) -> dict:
+def run_simulate(cfg: SimulateConfig, *, console: Console | None = None) -> SimulationSummary:
     """Run ``gangal simulate`` with its validated options; returns :func:`run_simulation`'s summary."""
     console = console or Console()
 
@@ -32,7 +36,8 @@ def run_simulate(cfg: SimulateConfig, *, console: Console | None = None) -> dict
     shard = parse_shard(cfg.shard) if cfg.shard is not None else None  # --shard "" is an error
     start = time.perf_counter()
     done = 0
-    with progress_bar(enabled=Console(stderr=True).is_terminal, fields=("rate",), transient=True) as bar:
+    shown = getattr(cfg, "progress", True) and Console(stderr=True).is_terminal
+    with progress_bar(enabled=shown, fields=("rate",), transient=True) as bar:
         task = bar.add_task(f"simulate {sim.name}", total=n, rate="")
 
         def advance(count: int) -> None:
@@ -54,9 +59,10 @@ def run_simulate(cfg: SimulateConfig, *, console: Console | None = None) -> dict
             progress=advance,
         )
     seconds = time.perf_counter() - start
-    written = result["written"]
+    written = result.written
     rate = f" ({written / seconds:,.0f} images/s)" if written else ""
     note = "" if written == n or shard else f"; {n - written} already there"
     console.print(
         f"Wrote {written} {sim.name} images to {cfg.out} in {seconds:.2f} s{rate}{note}.", highlight=False
     )
+    return result
