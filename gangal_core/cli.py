@@ -117,17 +117,17 @@ def plugins(
     out.print(table)
 
 
-def config_command(model: type[CommandConfig]) -> Callable[[Callable[[Any], None]], Callable[[Any], None]]:
+def command(model: type[CommandConfig]) -> Callable[[Callable[[Any], None]], Callable[[Any], None]]:
     """Register ``run(cfg)`` as the command of its name, with ``model``'s fields as its options."""
 
     def register(run: Callable[[Any], None]) -> Callable[[Any], None]:
-        app.command(cls=options.OptionsCommand)(user_errors(options.config_command(model, run)))
+        app.command(cls=options.OptionsCommand)(user_errors(options.derive_command(model, run)))
         return run
 
     return register
 
 
-@config_command(SimulateConfig)
+@command(SimulateConfig)
 def simulate(cfg: SimulateConfig) -> None:
     """Simulate images with a registered simulator and write them with their parameters.
 
@@ -142,7 +142,7 @@ def simulate(cfg: SimulateConfig) -> None:
     run_simulate(cfg, console=out)
 
 
-@config_command(PretrainConfig)
+@command(PretrainConfig)
 def pretrain(cfg: PretrainConfig) -> None:
     """Pretrain an emulator of a simulator and save it to --out/emulator.safetensors.
 
@@ -153,7 +153,7 @@ def pretrain(cfg: PretrainConfig) -> None:
     run_pretrain(cfg, progress=cfg.progress, console=out)
 
 
-@config_command(CalibrateConfig)
+@command(CalibrateConfig)
 def calibrate(cfg: CalibrateConfig) -> None:
     """Find the simulator-parameter distribution that best matches the true images.
 
@@ -164,7 +164,7 @@ def calibrate(cfg: CalibrateConfig) -> None:
     run_calibrate(cfg, progress=cfg.progress, console=out)
 
 
-@config_command(EmulateConfig)
+@command(EmulateConfig)
 def emulate(cfg: EmulateConfig) -> None:
     """Use a pretrained emulator as a fast simulator: parameters CSV in, images .npy out."""
     from gangal_core.calibration.run import run_emulate
@@ -175,7 +175,7 @@ def emulate(cfg: EmulateConfig) -> None:
     run_emulate(cfg.model_copy(update={"precision": legacy}), console=out)
 
 
-@config_command(TrainConfig)
+@command(TrainConfig)
 def train(cfg: TrainConfig) -> None:
     """Train the chained GAN: a DCGAN on real images, then refiners on pairs of them.
 
@@ -186,7 +186,7 @@ def train(cfg: TrainConfig) -> None:
     run_train(cfg, progress=cfg.progress, console=out)
 
 
-@config_command(SampleConfig)
+@command(SampleConfig)
 def sample(cfg: SampleConfig) -> None:
     """Draw images from a trained chain: DCGAN images refined to the last stage's resolution.
 
@@ -197,7 +197,7 @@ def sample(cfg: SampleConfig) -> None:
     run_sample(cfg, console=out)
 
 
-@config_command(EvaluateConfig)
+@command(EvaluateConfig)
 def evaluate(cfg: EvaluateConfig) -> None:
     """Compare generated with real images by isophote fits and a closest-match analysis.
 

@@ -1,14 +1,10 @@
 """Typer commands derived from the option models of :mod:`gangal_core.config`.
 
-A command's options are declared once, as the fields of its pydantic model; this module
-turns the fields into the typer signature (names, short aliases, defaults, help, choices,
-help panels), and the values the user typed back into the model:
-
->>> @app.command()
-... def pretrain(cfg: PretrainConfig) -> None: ...   # doctest: +SKIP
-
-is written in :mod:`gangal_core.cli` as ``config_command(PretrainConfig, pretrain)``, whose
-signature typer reads from ``__signature__``.
+A command's options are declared once, as the fields of its pydantic model.  This module
+turns the fields into the command's typer signature (flag names, short aliases, defaults,
+help, choices, help panels), which typer reads from the callback's ``__signature__``, and
+hands the options the user typed back to the model (:func:`gangal_core.config.resolve_config`),
+so a ``--config`` file fills in only what was not typed.
 """
 
 from __future__ import annotations
@@ -26,7 +22,7 @@ from pydantic_core import PydanticCustomError
 
 from gangal_core.config import PANELS, RUN, CommandConfig, Flag, resolve_config
 
-__all__ = ["OptionsCommand", "OptionsGroup", "command_signature", "config_command", "typed_options"]
+__all__ = ["OptionsCommand", "OptionsGroup", "command_signature", "derive_command", "typed_options"]
 
 #: The longest ``<a|b|c>`` listed in the type column of ``--help``: wider, it squeezes the help text.
 MAX_CHOICES_WIDTH = 22
@@ -179,25 +175,15 @@ def typed_options(ctx: typer.Context, values: dict[str, Any]) -> dict[str, Any]:
     return typed
 
 
-def config_command(
-    model: type[CommandConfig], run: Callable[[Any], Any], *, section: str | None = None
-) -> Callable[..., Any]:
-    """A typer callback with ``model``'s options that resolves them and calls ``run(cfg)``.
+def derive_command(model: type[CommandConfig], run: Callable[[Any], Any]) -> Callable[..., Any]:
+    """A typer callback with ``model``'s fields as options, that validates them and calls ``run(cfg)``.
 
-    Parameters
-    ----------
-    model : type
-        The command's options model.
-    run : callable
-        ``run(cfg)``; its name is the command's (and the ``--config`` table's), its docstring the help.
-    section : str, optional
-        The command's name, if not ``run``'s.
+    ``run``'s name is the command's (and its ``--config`` table's), its docstring the command's help.
     """
-    section = section or run.__name__
 
     def command(ctx: typer.Context, *, config: Path | None = None, **values: Any) -> Any:
         typed = typed_options(ctx, values)
-        return run(resolve_config(model, command_line=typed, config_file=config, section=section))
+        return run(resolve_config(model, command_line=typed, config_file=config, section=run.__name__))
 
     command.__name__ = command.__qualname__ = run.__name__
     command.__doc__ = run.__doc__
