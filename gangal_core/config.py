@@ -1,17 +1,25 @@
-"""Command options as pydantic models: one place where a TOML file and CLI flags meet.
+"""Command options as pydantic models: the one place an option is declared.
 
-Every command has a model here.  ``--config FILE.toml`` supplies values, flags given on
-the command line override them, and the model validates the result: an unknown key or
-a wrong type is an error that names the key and the file.
+Every command has a model here, and each field is one option: its name, type, default,
+help text (the field's ``description``) and allowed values (an enum, a ``Literal`` or a
+constraint) live in the field and nowhere else.  A :class:`Flag` in the field's
+``Annotated`` metadata says how it looks on the command line (short alias, help panel);
+:mod:`gangal_core.options` derives the typer command from the model.
+
+``--config FILE.toml`` supplies values, flags typed on the command line override them,
+and the model validates the result: an unknown key or a wrong value is an error that
+names the option (or the key and the file), what was expected and what was found.
 """
 
 from __future__ import annotations
 
 import tomllib
+from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from gangal_core.errors import ConfigError
 
@@ -20,23 +28,121 @@ SEED_LIMIT = 2**63
 #: The commands whose options a --config file may hold in a [command] table.
 COMMANDS = ("simulate", "pretrain", "calibrate", "emulate", "train", "sample", "evaluate")
 
+#: The help panels options are grouped in, in the order ``--help`` shows them.
+PANELS = ("Data", "Training", "Evaluation", "Output", "Devices", "Run")
+DATA, TRAINING, EVALUATION, OUTPUT, DEVICES, RUN = PANELS
+
 __all__ = [
+    "PANELS",
     "CalibrateConfig",
+    "CalibrationRecipe",
     "CommandConfig",
+    "DiscriminatorInput",
     "EmulateConfig",
     "EvaluateConfig",
+    "Flag",
+    "Precision",
     "PretrainConfig",
+    "PretrainRecipe",
+    "RunOptions",
     "SampleConfig",
     "SimulateConfig",
+    "SpatialDropout",
     "TrainConfig",
+    "Weights",
+    "flag_name",
     "resolve_config",
 ]
 
 
-class CommandConfig(BaseModel):
-    """Base of every command's options: unknown keys are errors."""
+@dataclass(frozen=True)
+class Flag:
+    """How a field appears on the command line; everything else about it is the field's.
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    Parameters
+    ----------
+    panel : str
+        The ``--help`` panel it is listed in (one of :data:`PANELS`).
+    short : str, optional
+        A one-letter alias (``"-s"``).
+    long : bool, optional
+        False for an option that has only its short form (``-n``).
+    negatable : bool, optional
+        For a bool: ``--x/--no-x`` (default) or ``--x`` alone (a switch that is off by default).
+    comma : bool, optional
+        For a tuple: one comma-separated value (``--width 32,16``) instead of a repeated flag.
+    """
+
+    panel: str
+    short: str | None = None
+    long: bool = True
+    negatable: bool = True
+    comma: bool = False
+
+
+def flag_name(model: type[BaseModel], field: str) -> str:
+    """The option's name on the command line: ``--batch-size`` for ``batch_size``, ``-n`` for ``n``."""
+    flag = next((m for m in model.model_fields[field].metadata if isinstance(m, Flag)), Flag(RUN))
+    return f"--{field.replace('_', '-')}" if flag.long or not flag.short else flag.short
+
+
+class PretrainRecipe(StrEnum):
+    """How the emulator is pretrained."""
+
+    LIKELIHOOD = "likelihood"  # fast, the default
+    PAPER = "paper"  # adversarial, with the Siamese critic (eq. 1)
+
+
+class CalibrationRecipe(StrEnum):
+    """The optimisers and labels of the calibration GAN."""
+
+    DEFAULT = "default"
+    PAPER = "paper"
+
+
+class DiscriminatorInput(StrEnum):
+    """What the calibration discriminator sees of a generated parameter set."""
+
+    SIMULATED = "simulated"  # T(G(z)): the simulator's images
+    EMULATED = "emulated"  # E(G(z)): the emulator's, no simulator calls
+
+
+class Precision(StrEnum):
+    """The arithmetic networks run in."""
+
+    FLOAT32 = "float32"
+    BF16 = "bf16"
+
+    @classmethod
+    def _missing_(cls, value: object) -> Precision | None:
+        # `gangal emulate --precision bfloat16` predates bf16: old scripts and configs keep working
+        return cls.BF16 if value == "bfloat16" else None
+
+
+class SpatialDropout(StrEnum):
+    """Which networks of the chain's DCGAN get spatial dropout between hidden layers."""
+
+    NONE = "none"
+    GENERATOR = "generator"
+    DISCRIMINATOR = "discriminator"
+    BOTH = "both"
+
+
+class Weights(StrEnum):
+    """Which of a trained stage's weights ``gangal sample`` runs."""
+
+    EMA = "ema"  # the generator's moving average
+    RAW = "raw"  # the last training step's
+
+
+class CommandConfig(BaseModel):
+    """Base of every command's options: unknown keys are errors, values are plain after validation.
+
+    ``use_enum_values`` stores a choice as its string, so code downstream and the JSON a run
+    writes see ``"paper"``, never ``CalibrationRecipe.PAPER``.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=True, validate_default=True)
 
     @field_validator("*", mode="after")
     @classmethod
@@ -47,84 +153,202 @@ class CommandConfig(BaseModel):
         return value
 
 
-class SimulateConfig(CommandConfig):
+# ---------------------------------------------------------------------------------------------
+# Run options shared by several commands: each declared once, mixed into the commands it fits.
+# ---------------------------------------------------------------------------------------------
+
+
+class Seeded(CommandConfig):
+    """``--seed``."""
+
+    seed: Annotated[int, Flag(RUN)] = Field(
+        default=0,
+        ge=0,
+        lt=SEED_LIMIT,
+        description="Seed of every random draw: the same seed, the same output.",
+    )
+
+
+class Ranged(CommandConfig):
+    """``--range``."""
+
+    range: Annotated[tuple[str, ...], Flag(DATA)] = Field(
+        default=(),
+        description="NAME=LOW:HIGH: replace a parameter's declared range for this run (repeatable).",
+    )
+
+
+class OnDevice(CommandConfig):
+    """``--device`` and ``--precision``."""
+
+    device: Annotated[str, Flag(DEVICES)] = Field(
+        default="auto", description="auto (a GPU when present), cpu, cuda, cuda:N or mps."
+    )
+    precision: Annotated[Precision, Flag(DEVICES)] = Field(
+        default=Precision.FLOAT32,
+        description="float32, or bf16 for mixed precision (CUDA; CPUs with bfloat16 units).",
+    )
+
+
+class Resumable(CommandConfig):
+    """``--resume``."""
+
+    resume: Annotated[bool, Flag(RUN, negatable=False)] = Field(
+        default=False, description="Continue the interrupted run in --out."
+    )
+
+
+class Checkpointed(Resumable):
+    """``--resume`` and ``--checkpoint-every``."""
+
+    checkpoint_every: Annotated[int, Flag(RUN)] = Field(
+        default=500, ge=1, description="Iterations between checkpoints."
+    )
+
+
+class ShowsProgress(CommandConfig):
+    """``--progress/--no-progress``."""
+
+    # how a run looks, not what it computes: left out of the options a run records
+    progress: Annotated[bool, Flag(RUN)] = Field(
+        default=True, exclude=True, description="Show a progress bar."
+    )
+
+
+class RunOptions(ShowsProgress, OnDevice, Checkpointed, Seeded, Ranged):
+    """Every shared run option; the training commands (pretrain, calibrate) take them all."""
+
+
+# ---------------------------------------------------------------------------------------------
+# The commands
+# ---------------------------------------------------------------------------------------------
+
+Simulator = Annotated[str, Flag(DATA, short="-s")]
+
+
+class SimulateConfig(ShowsProgress, Seeded, Ranged):
     """Options of ``gangal simulate``."""
 
-    simulator: str = Field(description="registered simulator name")
-    n: int | None = Field(default=None, ge=1, description="number of images (default: rows of --params)")
-    out: Path = Field(description="output: a path ending in .npy, or a folder of safetensors shards")
-    seed: int = Field(default=0, ge=0, lt=SEED_LIMIT, description="seed of the whole run")
-    params: Path | None = Field(default=None, description="CSV of parameters, header = parameter names")
-    shard: str | None = Field(default=None, description="i/N: write only every N-th shard, from the i-th")
-    shard_size: int = Field(default=65536, ge=1, description="images per shard file")
-    chunk_size: int = Field(default=4096, ge=1, description="images per random-number chunk")
-    workers: int | None = Field(default=None, ge=1, description="threads (default: one per core)")
-    range: tuple[str, ...] = Field(
-        default=(), description="NAME=LOW:HIGH: replace a parameter's declared range"
+    simulator: Simulator = Field(description="Registered simulator name.")
+    n: Annotated[int | None, Flag(DATA, short="-n", long=False)] = Field(
+        default=None, ge=1, description="Number of images (default: the rows of --params)."
+    )
+    params: Annotated[Path | None, Flag(DATA)] = Field(
+        default=None, description="CSV of parameters (header = parameter names) instead of uniform draws."
+    )
+    out: Annotated[Path, Flag(OUTPUT, short="-o")] = Field(
+        description="A path ending in .npy, or a folder of safetensors shards."
+    )
+    shard: Annotated[str | None, Flag(OUTPUT)] = Field(
+        default=None, description="i/N: this job writes every N-th shard from the i-th (batch systems)."
+    )
+    shard_size: Annotated[int, Flag(OUTPUT)] = Field(
+        default=65536, ge=1, description="Images per shard file."
+    )
+    chunk_size: Annotated[int, Flag(RUN)] = Field(
+        default=4096, ge=1, description="Images per random-number chunk."
+    )
+    workers: Annotated[int | None, Flag(DEVICES)] = Field(
+        default=None, ge=1, description="Threads (default: one per core)."
     )
 
 
-class PretrainConfig(CommandConfig):
+class PretrainConfig(RunOptions):
     """Options of ``gangal pretrain`` (and of the pretraining ``gangal calibrate`` runs first)."""
 
-    simulator: str = Field(description="registered simulator name")
-    out: Path = Field(description="folder for emulator.safetensors, its plot and checkpoint")
-    iterations: int = Field(default=4000, ge=1, description="pretraining minibatches")
-    batch_size: int = Field(default=256, ge=2, description="parameter sets per minibatch")
-    recipe: Literal["likelihood", "paper"] = Field(default="likelihood", description="pretraining recipe")
-    emulator_arch: str = Field(default="conv", description="registered emulator architecture")
-    critic_arch: str = Field(default="conv", description="registered critic architecture (Siamese)")
-    range: tuple[str, ...] = Field(
-        default=(), description="NAME=LOW:HIGH: replace a parameter's declared range"
+    simulator: Simulator = Field(description="Registered simulator name.")
+    out: Annotated[Path, Flag(OUTPUT, short="-o")] = Field(
+        description="Folder for emulator.safetensors, its plots and checkpoint."
     )
-    seed: int = Field(default=0, ge=0, lt=SEED_LIMIT, description="seed of the run")
-    checkpoint_every: int = Field(default=500, ge=1, description="iterations between checkpoints")
-    resume: bool = Field(default=False, description="continue from the checkpoint in --out")
-    device: str = Field(default="auto", description="auto, cpu, cuda, cuda:N or mps")
-    precision: Literal["float32", "bf16"] = Field(default="float32", description="bf16: mixed precision")
+    iterations: Annotated[int, Flag(TRAINING)] = Field(
+        default=4000, ge=1, description="Pretraining minibatches."
+    )
+    batch_size: Annotated[int, Flag(TRAINING)] = Field(
+        default=256, ge=2, description="Parameter sets per minibatch."
+    )
+    recipe: Annotated[PretrainRecipe, Flag(TRAINING)] = Field(
+        default=PretrainRecipe.LIKELIHOOD,
+        description="likelihood (fast) or paper (adversarial, with the Siamese critic of eq. 1).",
+    )
+    emulator_arch: Annotated[str, Flag(TRAINING)] = Field(
+        default="conv", description="Registered emulator architecture."
+    )
+    critic_arch: Annotated[str, Flag(TRAINING)] = Field(
+        default="conv", description="Registered critic architecture (Siamese)."
+    )
 
 
-class CalibrateConfig(CommandConfig):
+class CalibrateConfig(RunOptions):
     """Options of ``gangal calibrate``."""
 
-    simulator: str = Field(description="registered simulator name")
-    out: Path = Field(description="run folder for calibration.json, samples.csv and plots")
-    emulator: Path | None = Field(default=None, description="pretrained emulator (default: pretrain first)")
-    true_data: Path | None = Field(default=None, description="true images (default: the reference truth)")
-    true_params: Path | None = Field(default=None, description="CSV of the true images' parameters, if known")
-    truth: tuple[str, ...] = Field(default=(), description="NAME=MEAN,STD overrides of the reference truth")
-    n_true: int = Field(default=10000, ge=2, description="images in a true set built from the truth")
-    iterations: int = Field(default=3000, ge=1, description="training minibatches")
-    pretrain_iterations: int = Field(default=4000, ge=1, description="pretraining minibatches")
-    batch_size: int = Field(default=256, ge=2, description="images per minibatch")
-    recipe: Literal["default", "paper"] = Field(default="default", description="training recipe")
-    pretrain_recipe: Literal["likelihood", "paper"] = Field(default="likelihood", description="pretraining")
-    discriminator_input: Literal["simulated", "emulated"] = Field(default="simulated")
-    emulator_arch: str = Field(default="conv", description="registered emulator architecture")
-    critic_arch: str = Field(default="conv", description="registered critic architecture")
-    range: tuple[str, ...] = Field(
-        default=(), description="NAME=LOW:HIGH: replace a parameter's declared range"
+    simulator: Simulator = Field(description="Registered simulator name.")
+    out: Annotated[Path, Flag(OUTPUT, short="-o")] = Field(
+        description="Run folder (default: calibrate-SIMULATOR)."
     )
-    n_samples: int = Field(default=10000, ge=2, description="best-match samples to write")
-    predictive_check: bool = Field(
-        default=True, description="classifier two-sample test of true vs best-match simulated images"
+    emulator: Annotated[Path | None, Flag(TRAINING)] = Field(
+        default=None, description="Pretrained emulator folder (default: pretrain first)."
     )
-    seed: int = Field(default=0, ge=0, lt=SEED_LIMIT, description="seed of the run")
-    checkpoint_every: int = Field(default=500, ge=1, description="iterations between checkpoints")
-    resume: bool = Field(default=False, description="continue the run in --out")
-    device: str = Field(default="auto", description="auto, cpu, cuda, cuda:N or mps")
-    precision: Literal["float32", "bf16"] = Field(default="float32", description="bf16: mixed precision")
+    true_data: Annotated[Path | None, Flag(DATA)] = Field(
+        default=None, description="True images: file or folder (default: built from the reference truth)."
+    )
+    true_params: Annotated[Path | None, Flag(DATA)] = Field(
+        default=None, description="CSV of the true images' parameters, when known (closure tests)."
+    )
+    truth: Annotated[tuple[str, ...], Flag(DATA)] = Field(
+        default=(), description="NAME=MEAN,STD: build the true set from this truth instead (repeatable)."
+    )
+    n_true: Annotated[int, Flag(DATA)] = Field(
+        default=10000, ge=2, description="Images in a true set built from the truth."
+    )
+    iterations: Annotated[int, Flag(TRAINING)] = Field(
+        default=3000, ge=1, description="Training minibatches."
+    )
+    pretrain_iterations: Annotated[int, Flag(TRAINING)] = Field(
+        default=4000, ge=1, description="Pretraining minibatches (without --emulator)."
+    )
+    batch_size: Annotated[int, Flag(TRAINING)] = Field(default=256, ge=2, description="Images per minibatch.")
+    recipe: Annotated[CalibrationRecipe, Flag(TRAINING)] = Field(
+        default=CalibrationRecipe.DEFAULT, description="default, or paper: the paper's optimisers and labels."
+    )
+    pretrain_recipe: Annotated[PretrainRecipe, Flag(TRAINING)] = Field(
+        default=PretrainRecipe.LIKELIHOOD, description="The emulator's pretraining (without --emulator)."
+    )
+    discriminator_input: Annotated[DiscriminatorInput, Flag(TRAINING)] = Field(
+        default=DiscriminatorInput.SIMULATED,
+        description="simulated: T(G(z)); emulated: E(G(z)), no simulator calls.",
+    )
+    emulator_arch: Annotated[str, Flag(TRAINING)] = Field(
+        default="conv", description="Registered emulator architecture."
+    )
+    critic_arch: Annotated[str, Flag(TRAINING)] = Field(
+        default="conv", description="Registered critic architecture."
+    )
+    n_samples: Annotated[int, Flag(OUTPUT)] = Field(
+        default=10000, ge=2, description="Best-match samples written to samples.csv."
+    )
+    predictive_check: Annotated[bool, Flag(EVALUATION)] = Field(
+        default=True,
+        description="Classifier two-sample test: true images vs simulations at the best match (AUC).",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _out_named_after_the_simulator(cls, values: Any) -> Any:
+        # the default --out depends on --simulator, wherever either comes from
+        if isinstance(values, dict) and "out" not in values and isinstance(values.get("simulator"), str):
+            return {**values, "out": Path(f"calibrate-{values['simulator']}")}
+        return values
 
 
-class EmulateConfig(CommandConfig):
+class EmulateConfig(OnDevice, Seeded):
     """Options of ``gangal emulate``."""
 
-    emulator: Path = Field(description="pretrained emulator folder or file")
-    params: Path = Field(description="CSV of parameters, header = parameter names")
-    out: Path = Field(description="output .npy file")
-    seed: int = Field(default=0, ge=0, lt=SEED_LIMIT, description="seed of the emulator's noise")
-    batch_size: int = Field(default=1024, ge=1, description="images per forward pass")
-    precision: Literal["float32", "bfloat16"] = Field(default="float32", description="network arithmetic")
+    emulator: Annotated[Path, Flag(DATA)] = Field(description="Pretrained emulator folder or file.")
+    params: Annotated[Path, Flag(DATA)] = Field(description="CSV of parameters, header = parameter names.")
+    out: Annotated[Path, Flag(OUTPUT, short="-o")] = Field(description="Output .npy file.")
+    batch_size: Annotated[int, Flag(DEVICES)] = Field(
+        default=1024, ge=1, description="Images per forward pass."
+    )
 
 
 def _comma_list(value: Any) -> Any:
@@ -136,32 +360,69 @@ def _comma_list(value: Any) -> Any:
     return value
 
 
-class TrainConfig(CommandConfig):
+Chain = Annotated[tuple[str, ...], Flag(TRAINING, comma=True)]
+DataOption = Annotated[tuple[str, ...], Flag(DATA)]
+
+
+class TrainConfig(ShowsProgress, OnDevice, Resumable, Seeded):
     """Options of ``gangal train`` (the chained GAN)."""
 
-    chain: tuple[str, ...] = Field(
-        default=("dcgan", "stackgan"), min_length=1, description="stages to train: dcgan, then refiners"
+    data: Annotated[str, Flag(DATA)] = Field(
+        default="synthetic",
+        description="Real images: SOURCE or SOURCE:PATH, e.g. synthetic, galaxyzoo:/data/gz2.",
     )
-    data: str = Field(default="synthetic", description="data source: SOURCE or SOURCE:PATH")
-    data_option: tuple[str, ...] = Field(default=(), description="KEY=VALUE options for the data source")
-    out: Path = Field(description="model folder: one subfolder per stage")
-    epochs: tuple[int, ...] = Field(default=(), description="epochs, one value or per stage (20 / 12)")
-    width: tuple[int, ...] = Field(
-        default=(32,), min_length=1, description="channel scale W, one value or per stage (paper: 128)"
+    data_option: DataOption = Field(
+        default=(), description="KEY=VALUE for the data source, e.g. n=4096, select=spiral==1 (repeatable)."
     )
-    batch_size: tuple[int, ...] = Field(default=(), description="batch size per stage (default 32 / 64)")
-    resolution: Literal[64, 128] = Field(default=64, description="DCGAN output side")
-    seed: int = Field(default=0, ge=0, lt=SEED_LIMIT, description="seed of the run")
-    label_smoothing: float = Field(default=0.0, ge=0.0, lt=1.0, description="real labels in [1-d, 1+d]")
-    spatial_dropout: Literal["none", "generator", "discriminator", "both"] = Field(default="none")
-    dropout_from_epoch: int | None = Field(default=None, ge=1, description="discriminator dropout from epoch")
-    sample_every: int = Field(default=1, ge=1, description="epochs between sample grids")
-    ema_decay: float = Field(default=0.999, ge=0.0, lt=1.0, description="generator moving-average decay")
-    cache: str = Field(default="memory", description="decoded-image cache: memory, none or a folder")
-    workers: int | None = Field(default=None, ge=1, description="decoding threads (default: one per core)")
-    resume: bool = Field(default=False, description="continue the run in --out")
-    device: str = Field(default="auto", description="auto, cpu, cuda, cuda:N or mps")
-    precision: Literal["float32", "bf16"] = Field(default="float32", description="bf16: mixed precision")
+    cache: Annotated[str, Flag(DATA)] = Field(
+        default="memory", description="Decoded images: memory, none, or a folder reused across runs."
+    )
+    chain: Chain = Field(
+        default=("dcgan", "stackgan"),
+        min_length=1,
+        description="Stages, comma-separated: dcgan, then refiners (e.g. dcgan,stackgan).",
+    )
+    epochs: Annotated[tuple[int, ...], Flag(TRAINING, comma=True)] = Field(
+        default=(),
+        description="Epochs: one value, or one per stage (default: 20 for dcgan, 12 for a refiner).",
+    )
+    width: Annotated[tuple[int, ...], Flag(TRAINING, comma=True)] = Field(
+        default=(32,),
+        min_length=1,
+        description="Channel scale W, one value or one per stage; the paper's is 128.",
+    )
+    batch_size: Annotated[tuple[int, ...], Flag(TRAINING, comma=True)] = Field(
+        default=(), description="Batch size, one value or per stage (default: 32 for dcgan, 64 for stackgan)."
+    )
+    resolution: Annotated[Literal[64, 128], Flag(TRAINING)] = Field(
+        default=64, description="DCGAN image side: 64, or 128 (section 3.3)."
+    )
+    label_smoothing: Annotated[float, Flag(TRAINING)] = Field(
+        default=0.0,
+        ge=0.0,
+        lt=1.0,
+        description="Real labels drawn from [1-d, 1+d]; the paper tried 0.3. 0 = off.",
+    )
+    spatial_dropout: Annotated[SpatialDropout, Flag(TRAINING)] = Field(
+        default=SpatialDropout.NONE, description="Spatial dropout between hidden layers."
+    )
+    dropout_from_epoch: Annotated[int | None, Flag(TRAINING)] = Field(
+        default=None,
+        ge=1,
+        description="Dropout before the discriminator's last layer from this epoch (section 3.3).",
+    )
+    ema_decay: Annotated[float, Flag(TRAINING)] = Field(
+        default=0.999, ge=0.0, lt=1.0, description="Decay of the generator's moving average."
+    )
+    out: Annotated[Path, Flag(OUTPUT, short="-o")] = Field(
+        default=Path("chain-model"), description="Model folder, one subfolder per stage."
+    )
+    sample_every: Annotated[int, Flag(OUTPUT)] = Field(
+        default=1, ge=1, description="Epochs between sample grids."
+    )
+    workers: Annotated[int | None, Flag(DEVICES)] = Field(
+        default=None, ge=1, description="Decoding threads (default: one per core)."
+    )
 
     _split = field_validator("chain", "epochs", "width", "batch_size", "data_option", mode="before")(
         classmethod(lambda cls, v: _comma_list(v) if not isinstance(v, tuple) else v)
@@ -175,47 +436,81 @@ class TrainConfig(CommandConfig):
         return value
 
 
-class SampleConfig(CommandConfig):
+class SampleConfig(ShowsProgress, OnDevice, Seeded):
     """Options of ``gangal sample``."""
 
-    chain: tuple[str, ...] = Field(default=("dcgan", "stackgan"), min_length=1, description="stages to run")
-    model: Path = Field(description="model folder written by gangal train")
-    n: int = Field(default=64, ge=1, description="number of images")
-    out: Path = Field(description="output folder")
-    seed: int = Field(default=0, ge=0, lt=SEED_LIMIT, description="seed of the noise")
-    weights: Literal["ema", "raw"] = Field(default="ema", description="moving-average or last-step weights")
-    batch_size: int = Field(default=256, ge=1, description="images per forward pass")
-    fits: bool = Field(default=False, description="also write one FITS file per image")
-    png: bool = Field(default=True, description="write one PNG file per image")
-    data: str | None = Field(
-        default=None, description="real images to refine when the chain starts with a refiner"
+    model: Annotated[Path, Flag(DATA)] = Field(
+        default=Path("chain-model"), description="Model folder written by gangal train."
     )
-    data_option: tuple[str, ...] = Field(default=(), description="KEY=VALUE options for the data source")
-    device: str = Field(default="auto", description="auto, cpu, cuda, cuda:N or mps")
-    precision: Literal["float32", "bf16"] = Field(default="float32", description="bf16: mixed precision")
+    chain: Chain = Field(
+        default=("dcgan", "stackgan"), min_length=1, description="Stages to run, comma-separated."
+    )
+    weights: Annotated[Weights, Flag(DATA)] = Field(
+        default=Weights.EMA, description="ema (the generator's moving average) or raw (the last step's)."
+    )
+    data: Annotated[str | None, Flag(DATA)] = Field(
+        default=None, description="Real images to refine, when --chain starts with a refiner."
+    )
+    data_option: DataOption = Field(default=(), description="KEY=VALUE for the --data source (repeatable).")
+    n: Annotated[int, Flag(OUTPUT, short="-n", long=False)] = Field(
+        default=64, ge=1, description="Number of images."
+    )
+    out: Annotated[Path, Flag(OUTPUT, short="-o")] = Field(
+        default=Path("chain-samples"), description="Output folder."
+    )
+    fits: Annotated[bool, Flag(OUTPUT, negatable=False)] = Field(
+        default=False, description="Also write one FITS file per image."
+    )
+    png: Annotated[bool, Flag(OUTPUT)] = Field(default=True, description="Write one PNG file per image.")
+    batch_size: Annotated[int, Flag(DEVICES)] = Field(
+        default=256, ge=1, description="Images per forward pass."
+    )
 
     _split = field_validator("chain", mode="before")(
         classmethod(lambda cls, v: _comma_list(v) if not isinstance(v, tuple) else v)
     )
 
 
-class EvaluateConfig(CommandConfig):
+class EvaluateConfig(ShowsProgress, OnDevice, Seeded):
     """Options of ``gangal evaluate``."""
 
-    real: str = Field(description="real images: a path, or a data source SOURCE[:PATH]")
-    generated: str = Field(description="generated images: a path (a gangal sample folder) or a data source")
-    out: Path = Field(description="output folder")
-    evaluator: str = Field(default="isophote", description="registered evaluator")
-    method: str = Field(default="fast", description="the evaluator's method (isophote: fast or photutils)")
-    n: int | None = Field(default=1000, ge=2, description="images per set (a seeded random subset)")
-    band: str = Field(default="sum", description="sum of the channels, or a channel number")
-    seed: int = Field(default=0, ge=0, lt=SEED_LIMIT, description="seed of the subsets")
-    workers: int | None = Field(default=None, ge=1, description="processes for slow evaluators")
-    n_closest: int = Field(default=8, ge=1, description="pairs shown in closest_match.png")
-    resolution: int = Field(default=128, ge=8, description="side a --generated data source is resampled to")
-    real_option: tuple[str, ...] = Field(default=(), description="KEY=VALUE options of a --real data source")
-    generated_option: tuple[str, ...] = Field(
-        default=(), description="KEY=VALUE for a --generated data source"
+    real: Annotated[str, Flag(DATA)] = Field(
+        description="Real images: a file or folder, or a data source (galaxyzoo:PATH, synthetic)."
+    )
+    real_option: Annotated[tuple[str, ...], Flag(DATA)] = Field(
+        default=(), description="KEY=VALUE for a --real data source (repeatable)."
+    )
+    generated: Annotated[str, Flag(DATA)] = Field(
+        description="Generated images: a file or folder (a gangal sample --out), or a data source."
+    )
+    generated_option: Annotated[tuple[str, ...], Flag(DATA)] = Field(
+        default=(), description="KEY=VALUE for a --generated data source (repeatable)."
+    )
+    n: Annotated[int | None, Flag(DATA, short="-n", long=False)] = Field(
+        default=1000, ge=2, description="Images per set: a seeded random subset."
+    )
+    band: Annotated[str, Flag(DATA)] = Field(
+        default="sum", description="sum (of the channels) or a channel number."
+    )
+    resolution: Annotated[int, Flag(DATA)] = Field(
+        default=128,
+        ge=8,
+        description="Side a --generated data source is resampled to (files keep their size).",
+    )
+    evaluator: Annotated[str, Flag(EVALUATION)] = Field(
+        default="isophote", description="Registered evaluator."
+    )
+    # the evaluator's own word (a plugin's evaluator may have other methods), so a string
+    method: Annotated[str, Flag(EVALUATION)] = Field(
+        default="fast",
+        description="The evaluator's method; isophote: fast (batched) or photutils (the paper's, slow).",
+    )
+    n_closest: Annotated[int, Flag(OUTPUT)] = Field(
+        default=8, ge=1, description="Generated/closest-real pairs shown in closest_match.png."
+    )
+    out: Annotated[Path, Flag(OUTPUT, short="-o")] = Field(description="Output folder.")
+    workers: Annotated[int | None, Flag(DEVICES)] = Field(
+        default=None, ge=1, description="Processes for the photutils method (default: one per core)."
     )
 
 
@@ -273,7 +568,22 @@ def resolve_config(
         return model(**values)
     except ValidationError as exc:
         where = f" (with --config {config_file})" if config_file else ""
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'options'}: {e['msg']}" for e in exc.errors()
-        )
+        problems = "; ".join(_problem(model, error, typed=command_line) for error in exc.errors())
         raise ConfigError(f"invalid options for `gangal {section}`{where}: {problems}.") from None
+
+
+def _problem(model: type[CommandConfig], error: Any, *, typed: dict[str, Any]) -> str:
+    """One validation error: the option as the user gave it (flag or file key), what is wrong, the value."""
+    loc = error["loc"]
+    if not loc:
+        return f"options: {error['msg']}"
+    key = str(loc[0])
+    name = flag_name(model, key) if key in typed and key in model.model_fields else key
+    where = ".".join([name, *(str(p) for p in loc[1:])])
+    if error["type"] == "missing":  # the user would type it: name the flag
+        return f"{flag_name(model, key) if key in model.model_fields else key}: required"
+    value = error.get("input")
+    if "found" in error["msg"]:
+        return f"{where}: {error['msg']}"
+    shown = str(value) if isinstance(value, Path) else value
+    return f"{where}: {error['msg']}, found {shown!r}"
