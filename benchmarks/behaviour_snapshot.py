@@ -89,8 +89,8 @@ def _normalise(tree):
 
 
 def _json_hash(text: str | bytes) -> str:
-    tree = _normalise(json.loads(text))
-    return hashlib.sha256(json.dumps(tree, sort_keys=True).encode()).hexdigest()
+    tree = _normalise(json.loads(text))  # key order kept: a reordered document is a different file
+    return hashlib.sha256(json.dumps(tree).encode()).hexdigest()
 
 
 def file_hash(path: Path, root: Path) -> str:
@@ -132,13 +132,23 @@ def record(root: Path) -> None:
         if p.is_file() and not p.name.endswith(".part")
     }
     (root / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    (root / "root.txt").write_text(f"{out}\n")  # the folder the files name, if the recording moves
     (root / "timings.json").write_text(json.dumps(timings, indent=1) + "\n")
     print(f"{len(manifest)} files hashed in {root / 'manifest.json'}")
 
 
+def _hashes(root: Path) -> dict[str, str]:
+    """The recording's file hashes, computed afresh from its runs (so a changed hash rule applies)."""
+    out = root / "runs"
+    if not out.is_dir():
+        return json.loads((root / "manifest.json").read_text())
+    recorded = Path((root / "root.txt").read_text().strip()) if (root / "root.txt").is_file() else out
+    return {str(p.relative_to(out)): file_hash(p, recorded)
+            for p in sorted(out.rglob("*")) if p.is_file() and not p.name.endswith(".part")}  # fmt: skip
+
+
 def compare(before: Path, after: Path) -> int:
-    a = json.loads((before / "manifest.json").read_text())
-    b = json.loads((after / "manifest.json").read_text())
+    a, b = _hashes(before), _hashes(after)
     missing = sorted(set(a) - set(b))
     new = sorted(set(b) - set(a))
     changed = sorted(k for k in set(a) & set(b) if a[k] != b[k])

@@ -169,10 +169,7 @@ def emulate(cfg: EmulateConfig) -> None:
     """Use a pretrained emulator as a fast simulator: parameters CSV in, images .npy out."""
     from gangal_core.calibration.run import run_emulate
 
-    # until run_emulate reads --device and --precision through runtime.devices, the emulator
-    # takes its older spelling of bf16 (check_precision takes both)
-    legacy = {"bf16": "bfloat16"}.get(cfg.precision, cfg.precision)
-    run_emulate(cfg.model_copy(update={"precision": legacy}), console=out)
+    run_emulate(cfg, console=out)
 
 
 @command(TrainConfig)

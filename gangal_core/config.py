@@ -179,11 +179,16 @@ class Ranged(CommandConfig):
 
 
 class OnDevice(CommandConfig):
-    """``--device`` and ``--precision``."""
+    """``--device``."""
 
     device: Annotated[str, Flag(DEVICES)] = Field(
         default="auto", description="auto (a GPU when present), cpu, cuda, cuda:N or mps."
     )
+
+
+class MixedPrecision(OnDevice):
+    """``--device`` and ``--precision``: for commands whose networks do the work."""
+
     precision: Annotated[Precision, Flag(DEVICES)] = Field(
         default=Precision.FLOAT32,
         description="float32, or bf16 for mixed precision (CUDA; CPUs with bfloat16 units).",
@@ -215,7 +220,7 @@ class ShowsProgress(CommandConfig):
     )
 
 
-class RunOptions(ShowsProgress, OnDevice, Checkpointed, Seeded, Ranged):
+class RunOptions(ShowsProgress, MixedPrecision, Checkpointed, Seeded, Ranged):
     """Every shared run option; the training commands (pretrain, calibrate) take them all."""
 
 
@@ -340,7 +345,7 @@ class CalibrateConfig(RunOptions):
         return values
 
 
-class EmulateConfig(OnDevice, Seeded):
+class EmulateConfig(MixedPrecision, Seeded):
     """Options of ``gangal emulate``."""
 
     emulator: Annotated[Path, Flag(DATA)] = Field(description="Pretrained emulator folder or file.")
@@ -364,7 +369,7 @@ Chain = Annotated[tuple[str, ...], Flag(TRAINING, comma=True)]
 DataOption = Annotated[tuple[str, ...], Flag(DATA)]
 
 
-class TrainConfig(ShowsProgress, OnDevice, Resumable, Seeded):
+class TrainConfig(ShowsProgress, MixedPrecision, Resumable, Seeded):
     """Options of ``gangal train`` (the chained GAN)."""
 
     data: Annotated[str, Flag(DATA)] = Field(
@@ -436,7 +441,7 @@ class TrainConfig(ShowsProgress, OnDevice, Resumable, Seeded):
         return value
 
 
-class SampleConfig(ShowsProgress, OnDevice, Seeded):
+class SampleConfig(ShowsProgress, MixedPrecision, Seeded):
     """Options of ``gangal sample``."""
 
     model: Annotated[Path, Flag(DATA)] = Field(

@@ -91,7 +91,6 @@ def test_every_model_field_is_an_option_of_its_command(command: str) -> None:
         ("calibrate", "<default|paper>"),
         ("calibrate", "<simulated|emulated>"),
         ("emulate", "<float32|bf16>"),
-        ("evaluate", "<float32|bf16>"),
         ("sample", "<ema|raw>"),
         ("train", "none, generator, discriminator, both"),
         ("train", "<64|128>"),
@@ -101,13 +100,18 @@ def test_help_lists_the_choices(command: str, choices: str) -> None:
     assert choices in _help(command)
 
 
-@pytest.mark.parametrize("command", ["emulate", "evaluate", "pretrain", "calibrate", "train", "sample"])
+@pytest.mark.parametrize("command", ["emulate", "pretrain", "calibrate", "train", "sample"])
 def test_device_and_precision_mean_the_same_everywhere(ran, command: str) -> None:
     cfg, _ = _run(ran, command, "--device", "cpu", "--precision", "bf16")
-    # (emulate hands the emulator its older spelling, bfloat16, until it reads runtime.devices)
     assert cfg.device == "cpu" and check_precision(cfg.precision, torch.device("cpu")) == "bf16"
     cfg, _ = _run(ran, command)
     assert cfg.device == "auto" and cfg.precision == "float32"
+
+
+def test_evaluate_takes_a_device_but_no_precision(ran) -> None:
+    """evaluate's networks-free measurements have no use for mixed precision; only the device."""
+    assert _run(ran, "evaluate", "--device", "cpu")[0].device == "cpu"
+    assert "--precision" not in _help("evaluate")
 
 
 @pytest.mark.parametrize("command", ["simulate", "pretrain", "calibrate", "train", "sample", "evaluate"])

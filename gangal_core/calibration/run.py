@@ -23,6 +23,7 @@ from gangal_core.errors import ConfigError
 from gangal_core.io.atomic import atomic_open
 from gangal_core.runtime import distributed
 from gangal_core.runtime.api import command_line_names
+from gangal_core.runtime.devices import resolve_device
 
 from .api import CHECKPOINT, EMULATOR_FILE, calibrate, pretrain
 
@@ -169,11 +170,8 @@ def run_emulate(cfg: EmulateConfig, *, console: Console | None = None) -> Path:
         )
     start = time.perf_counter()
     gen = torch.Generator().manual_seed(cfg.seed)
-    # the emulator spells mixed precision bfloat16; the shared --precision option says bf16
-    precision = {"bf16": "bfloat16"}.get(cfg.precision, cfg.precision)
-    images = emu.emulate(
-        torch.from_numpy(params), generator=gen, batch_size=cfg.batch_size, precision=precision
-    )
+    images = emu.emulate(torch.from_numpy(params), generator=gen, batch_size=cfg.batch_size,
+                         precision=cfg.precision, device=resolve_device(cfg.device))  # fmt: skip
     seconds = time.perf_counter() - start
     with atomic_open(cfg.out, "wb") as fh:
         np.save(fh, images.numpy())

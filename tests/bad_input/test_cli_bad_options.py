@@ -188,7 +188,7 @@ BAD_OPTIONS = [
     ),
     ("calibrate-truth", "--n-true", ("--n-true", "n_true:"), _count_values(2)),
     ("emulate", "--batch-size", ("--batch-size", "batch_size:"), _count_values(1)),
-    ("emulate", "--precision", ("--precision", "precision:"), _words("float32", "bfloat16")),
+    ("emulate", "--precision", ("--precision", "precision:"), _words("float32", "bf16", "bfloat16")),
     ("sample", "-n", ("'-n'", "n:"), _count_values(1)),
     ("sample", "--batch-size", ("--batch-size", "batch_size:"), _count_values(1)),
     ("sample", "--weights", ("--weights", "weights:"), _words("ema", "raw")),

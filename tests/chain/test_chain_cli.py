@@ -99,7 +99,7 @@ def test_train_refuses_a_used_folder_and_resume_extends_it(tmp_path: Path) -> No
         (["--data-option", "oops"], "KEY=VALUE"),
         (["--width", "0"], "positive"),
         (["--resolution", "32"], "resolution"),
-        (["--spatial-dropout", "sometimes"], "spatial_dropout"),
+        (["--spatial-dropout", "sometimes"], "--spatial-dropout"),
     ],
 )
 def test_train_bad_options_are_clear_errors(tmp_path: Path, args: list[str], message: str) -> None:
