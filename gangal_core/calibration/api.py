@@ -33,6 +33,7 @@ from gangal_core.runtime.api import (
     python_names,
     resolve_simulator,
 )
+from gangal_core.simulation.spec import callable_simulator
 
 from .emulator import TrainedEmulator
 from .result import CalibrationResult
@@ -132,6 +133,11 @@ def calibrate(
     progress: bool = True,
     options: Mapping[str, Any] | None = None,
     true_source: str | None = None,
+    budget: int | None = None,
+    bank: Any = None,
+    bank_parameters: str | Path | None = None,
+    rounds: int | None = None,
+    first_bank: float = 0.6,
 ) -> CalibrationResult:
     """Find the parameter distribution that best matches ``true_images``, as ``gangal calibrate`` does.
 
@@ -173,6 +179,18 @@ def calibrate(
         What ``calibration.json`` records as the run's options (default: these arguments) and
         as the source of the true images (default: the path, the array's type, or "reference
         truth"); the command line records its own.
+    budget : int, optional
+        The most simulator images the run may make: the first bank, the rounds and the
+        predictive check all count (a true set drawn from the truth does not).  The
+        discriminator then sees emulated images; see :mod:`gangal_core.calibration.rounds`.
+    bank : SimulationBank or path-like, optional
+        Stored simulations to pretrain from instead of simulating a first bank (a ``gangal
+        simulate`` output, or images with a parameter CSV: ``bank_parameters``).
+    rounds : int, optional
+        Rounds of simulations near the best match after the first bank (default 2 with a
+        budget and a simulator gangal can call, else 0).
+    first_bank : float, optional
+        The first bank's share of the budget the predictive check leaves (default 0.6).
 
     Returns
     -------
@@ -203,21 +221,44 @@ def calibrate(
         with _timed(timing, "true_set"):
             true = _true_set(sim, true_images, true_params, truth, n_true=n_true, seed=seed,
                              source=true_source)  # fmt: skip
-        with _timed(timing, "pretrain"):
-            emu, emulator_source = _emulator(emulator, sim, folder, pretraining, plots=plots)
-        with _timed(timing, "training"):
-            result = _train_generator(sim, emu, true.images, folder, training)
+        costly = budget is not None or bank is not None or not callable_simulator(sim)
+        simulation, plot_simulator = None, sim
+        if costly:
+            if emulator is not None:
+                raise ArgumentError(f"{arg('emulator')}: a run with {arg('budget')} or {arg('bank')} "
+                                    "pretrains its own emulator from its simulations; drop one.")  # fmt: skip
+            from .costly import calibrate_costly, emulated_stand_in
+
+            with _timed(timing, "training"):
+                costly_run = calibrate_costly(
+                    sim, true.images, folder, pretraining, training, budget=budget, bank=bank,
+                    bank_parameters=bank_parameters, rounds=rounds, first_bank=first_bank,
+                    predictive_check=predictive_check)  # fmt: skip
+            result, emu, simulation = costly_run.result, costly_run.emulator, costly_run.record
+            emulator_source = None if folder is None else str(folder / "emulator")
+            plot_simulator = emulated_stand_in(emu, sim)  # plots must not spend the budget
+        else:
+            with _timed(timing, "pretrain"):
+                emu, emulator_source = _emulator(emulator, sim, folder, pretraining, plots=plots)
+            with _timed(timing, "training"):
+                result = _train_generator(sim, emu, true.images, folder, training)
         result = dataclasses.replace(
             result, simulator=sim.name, units=tuple(p.unit for p in sim.parameters), truth=true.truth,
             timing=timing, true_data=true.info, emulator=emu, emulator_source=emulator_source,
-            options=recorded,
+            options=recorded, simulation=simulation,
         )  # fmt: skip
         if not shard.is_main:  # under torchrun only rank 0 writes; every process holds the same result
             return result
         if folder is not None:
             with _timed(timing, "report"):
-                _write_report(folder, sim, emu, result, true, plots=plots, seed=seed, recipe=recipe)
-        if predictive_check:
+                _write_report(folder, plot_simulator, emu, result, true, plots=plots, seed=seed,
+                              recipe=recipe)  # fmt: skip
+        if predictive_check and costly:
+            from .costly import costly_predictive_check
+
+            with _timed(timing, "predictive_check"):
+                result.predictive = costly_predictive_check(costly_run, true.images, folder, seed=seed)
+        elif predictive_check:
             from .predictive import check_best_match
 
             with _timed(timing, "predictive_check"):

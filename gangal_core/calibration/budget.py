@@ -24,12 +24,11 @@ from dataclasses import asdict, dataclass
 
 from gangal_core.errors import ConfigError
 
-from .predictive import MIN_IMAGES
+from .predictive import MIN_IMAGES, PREDICTIVE_IMAGES
 
-__all__ = ["PREDICTIVE_IMAGES", "BudgetPlan", "plan_budget"]
-
-#: Simulations the predictive check uses when nothing limits it.
-PREDICTIVE_IMAGES = 4000
+__all__ = ["BudgetPlan", "plan_budget", "plan_for_bank"]
+#: Simulations in each round after a bank, when no budget sets them.
+ROUND_WITHOUT_BUDGET = 2000
 #: The share of a budget the predictive check keeps.
 PREDICTIVE_SHARE = 0.1
 #: The share of the rest the first bank takes when there are rounds.
@@ -44,8 +43,8 @@ class BudgetPlan:
 
     Attributes
     ----------
-    budget : int
-        The most simulator images the run may make.
+    budget : int or None
+        The most simulator images the run may make (None: no limit).
     first_bank : int
         Simulations over the declared ranges, before any training.
     rounds : tuple of int
@@ -54,7 +53,7 @@ class BudgetPlan:
         Simulations at the best match for the predictive check (0: no check).
     """
 
-    budget: int
+    budget: int | None
     first_bank: int
     rounds: tuple[int, ...]
     predictive: int
@@ -120,6 +119,31 @@ def plan_budget(
     share, extra = divmod(rest - first, rounds) if rounds else (0, 0)
     later = tuple(share + (1 if k < extra else 0) for k in range(rounds))
     return BudgetPlan(budget=budget, first_bank=first, rounds=later, predictive=predictive)
+
+
+def plan_for_bank(budget: int | None, *, rounds: int = 0, predictive_check: bool = True) -> BudgetPlan:
+    """The plan of a run that starts from a stored bank: no first bank; rounds and the check.
+
+    With a budget, the predictive check takes its share and the rounds split the rest; without
+    one, each round makes :data:`ROUND_WITHOUT_BUDGET` simulations and the check
+    :data:`PREDICTIVE_IMAGES`.
+    """
+    if rounds < 0:
+        raise ConfigError(f"--rounds: expected 0 or more, found {rounds}.")
+    if budget is None:
+        predictive = PREDICTIVE_IMAGES if predictive_check else 0
+        return BudgetPlan(None, 0, (ROUND_WITHOUT_BUDGET,) * rounds, predictive)
+    predictive = _predictive_images(budget) if predictive_check else 0
+    rest = budget - predictive
+    if rounds and rest < SMALLEST_BANK * rounds:
+        raise ConfigError(
+            f"--budget {budget:,}: too small for {rounds} round(s) of at least {SMALLEST_BANK} simulations"
+            + (" and the predictive check" if predictive else "") + "; give more, or fewer --rounds."
+        )
+    if predictive > budget:
+        predictive = budget
+    share, extra = divmod(rest, rounds) if rounds else (0, 0)
+    return BudgetPlan(budget, 0, tuple(share + (k < extra) for k in range(rounds)), predictive)
 
 
 def _predictive_images(budget: int) -> int:

@@ -211,13 +211,15 @@ def skip_reason(n_true: int) -> str | None:
 
 
 def check_best_match(
-    simulator: Any, samples: np.ndarray, true_images: torch.Tensor, *, seed: int = 0
+    simulator: Any, samples: np.ndarray, true_images: torch.Tensor, *, seed: int = 0, limit: int | None = None
 ) -> PredictiveCheck | None:
     """A calibration's predictive check: up to :data:`PREDICTIVE_IMAGES` true images against as many
     simulated at the best match; None when there are too few true images (:func:`skip_reason`).
+
+    ``limit`` caps the simulations (a budget's share for the check).
     """
-    if skip_reason(true_images.shape[0]) is not None:
+    if skip_reason(min(true_images.shape[0], limit or PREDICTIVE_IMAGES)) is not None:
         return None
-    n = min(int(true_images.shape[0]), PREDICTIVE_IMAGES)
+    n = min(int(true_images.shape[0]), PREDICTIVE_IMAGES, limit or PREDICTIVE_IMAGES)
     simulated = simulate_best_match(simulator, samples, n, seed=seed)
     return predictive_check(true_images, simulated, seed=seed)

@@ -106,6 +106,9 @@ class CalibrationResult:
         Where that emulator came from (a path), as ``calibration.json`` records it.
     options : dict or None
         The run's options, as ``calibration.json`` records them.
+    simulation : dict or None
+        What the simulator cost (``simulator_images``, ``simulator_seconds``, the ``budget``
+        and how it was spent), as ``calibration.json`` records it.
     """
 
     samples: np.ndarray
@@ -125,6 +128,7 @@ class CalibrationResult:
     emulator: Any = None
     emulator_source: str | None = None
     options: dict[str, Any] | None = None
+    simulation: dict[str, Any] | None = None
 
     @property
     def mean(self) -> np.ndarray:
@@ -162,6 +166,8 @@ class CalibrationResult:
             doc["true_data"] = dict(self.true_data)
         if self.emulator_source is not None:
             doc["emulator"] = self.emulator_source
+        if self.simulation is not None:
+            doc.update(self.simulation)
         if self.options is not None:
             doc["options"] = dict(self.options)
         if self.predictive is not None:

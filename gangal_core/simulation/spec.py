@@ -41,7 +41,7 @@ from gangal_core.errors import ConfigError, SimulationRefused
 
 from .simulator import Parameter, Simulator, validate_simulator_class
 
-__all__ = ["DeclaredSimulator", "load_simulator_spec"]
+__all__ = ["DeclaredSimulator", "callable_simulator", "load_simulator_spec"]
 
 
 class _ParameterSpec(BaseModel):
@@ -125,3 +125,8 @@ def load_simulator_spec(path: str | Path) -> DeclaredSimulator:
     if problems:
         raise ConfigError(f"{label}: {'; '.join(problems)}.")
     return cls()
+
+
+def callable_simulator(simulator: Simulator) -> bool:
+    """Whether gangal can call ``simulator`` (it is not only declared by a TOML file)."""
+    return not isinstance(simulator, DeclaredSimulator)

@@ -1,0 +1,177 @@
+"""Calibration of costly and external simulators: the path ``calibrate`` takes with a budget or a bank.
+
+:func:`gangal_core.calibrate` comes here when it is given ``budget`` or ``bank``, or a simulator
+declared by a TOML file (:mod:`gangal_core.simulation.spec`) that gangal cannot call.  The
+simulator is metered (:func:`~gangal_core.simulation.budget.metered`): every image counts
+against the budget and the counts are written to ``calibration.json`` and the emulator's
+metadata.  The work itself is :func:`~gangal_core.calibration.rounds.calibrate_in_rounds`.
+
+For a simulator gangal cannot call, the predictive check is done in two steps: the run writes
+``best_match_parameters.csv``; the user simulates those parameters with their own program;
+``gangal check`` then computes the check from the files.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from gangal_core.runtime.api import ArgumentError, arg, as_path
+from gangal_core.simulation.bank import SimulationBank, load_bank
+from gangal_core.simulation.budget import MeteredSimulator, metered
+from gangal_core.simulation.simulator import Simulator
+from gangal_core.simulation.spec import callable_simulator
+
+from .budget import BudgetPlan, plan_budget, plan_for_bank
+from .emulator import TrainedEmulator
+from .predictive import MIN_IMAGES, PREDICTIVE_IMAGES, PredictiveCheck, check_best_match
+from .result import CalibrationResult
+from .rounds import calibrate_in_rounds
+
+__all__ = ["BEST_MATCH_FILE", "CostlyRun", "calibrate_costly", "costly_predictive_check", "emulated_stand_in"]
+
+#: The best-match parameters a user simulates for the predictive check of a declared simulator.
+BEST_MATCH_FILE = "best_match_parameters.csv"
+_SHARED_KEYS = ("batch_size", "critic_arch", "progress", "device", "precision", "checkpoint_every")
+_PRETRAIN_KEYS = (*_SHARED_KEYS, "emulator_arch", "recipe")
+_TRAIN_KEYS = (*_SHARED_KEYS, "n_samples")
+
+
+@dataclass
+class CostlyRun:
+    """A calibration within a budget: the metered simulator, what it found, and its record.
+
+    Attributes
+    ----------
+    simulator : MeteredSimulator
+        The simulator with its counts (the predictive check adds to them).
+    result : CalibrationResult
+        The best match.
+    emulator : TrainedEmulator
+        The emulator refined on every simulation of the run.
+    plan : BudgetPlan
+        How the budget was split.
+    record : dict
+        ``calibration.json``'s account of the simulations (updated by the predictive check).
+    """
+
+    simulator: MeteredSimulator
+    result: CalibrationResult
+    emulator: TrainedEmulator
+    plan: BudgetPlan
+    record: dict[str, Any]
+
+
+def calibrate_costly(
+    simulator: Simulator,
+    true_images: torch.Tensor,
+    folder: Path | None,
+    pretraining: dict[str, Any],
+    training: dict[str, Any],
+    *,
+    budget: int | None,
+    bank: Any,
+    bank_parameters: str | Path | None,
+    rounds: int | None,
+    first_bank: float,
+    predictive_check: bool,
+    report: Any = None,
+) -> CostlyRun:
+    """Calibrate within ``budget`` simulator images, from ``bank`` and/or new simulations in rounds.
+
+    ``pretraining`` and ``training`` are :func:`gangal_core.calibrate`'s options of the two
+    phases; the discriminator always sees emulated images here.
+    """
+    can_call = callable_simulator(simulator)
+    rounds = (2 if budget is not None and can_call else 0) if rounds is None else rounds
+    stored = _bank(bank, simulator, bank_parameters)
+    if not can_call and (stored is None or rounds):
+        raise ArgumentError(
+            f"simulator {simulator.name!r} is declared by a file, so gangal cannot call it: give "
+            f"{arg('bank')} (its stored simulations) and no {arg('rounds')}."
+        )
+    check = predictive_check and can_call
+    if stored is None:
+        if budget is None:
+            raise ArgumentError(f"give {arg('budget')} (simulations gangal may make) or {arg('bank')}.")
+        plan = plan_budget(budget, rounds=rounds, first_bank=first_bank, predictive_check=check)
+    else:
+        plan = plan_for_bank(budget, rounds=rounds, predictive_check=check)
+    meter = metered(simulator, limit=budget)
+    run = calibrate_in_rounds(
+        meter, true_images, plan, folder=folder, bank=stored,
+        pretrain_options={k: pretraining[k] for k in _PRETRAIN_KEYS},
+        calibrate_options={k: training[k] for k in _TRAIN_KEYS},
+        iterations=training["iterations"], pretrain_iterations=pretraining["iterations"],
+        recipe=training["recipe"], seed=training["seed"], resume=training["resume"],
+        report=report or (lambda line: None),
+    )  # fmt: skip
+    run.emulator.info.update(meter.usage())
+    if folder is not None:
+        _save_emulator(run.emulator, folder / "emulator")
+    bank_record = None if stored is None else {"source": stored.source, "n_images": len(stored)}
+    record = {**meter.usage(), "simulation_plan": plan.to_dict(), "rounds": run.rounds, "bank": bank_record}
+    return CostlyRun(meter, run.calibration, run.emulator, plan, record)
+
+
+def costly_predictive_check(
+    run: CostlyRun, true_images: torch.Tensor, folder: Path | None, *, seed: int
+) -> PredictiveCheck | None:
+    """The predictive check within the plan's share, or the best match written for the user to simulate."""
+    if not callable_simulator(run.simulator.inner):
+        n = min(int(true_images.shape[0]), PREDICTIVE_IMAGES)
+        if folder is not None and n >= MIN_IMAGES:
+            _write_best_match(folder / BEST_MATCH_FILE, run.result, n, seed=seed)
+            run.record["predictive_check_pending"] = {"parameters": BEST_MATCH_FILE, "n_images": n}
+        return None
+    check = None
+    if run.plan.predictive:
+        check = check_best_match(run.simulator, run.result.samples, true_images, seed=seed,
+                                 limit=run.plan.predictive)  # fmt: skip
+    run.record.update(run.simulator.usage())
+    return check
+
+
+def emulated_stand_in(emulator: TrainedEmulator, simulator: Simulator) -> Simulator:
+    """A simulator that answers with the emulator's images: for plots that must not spend the budget."""
+
+    class Emulated(Simulator):
+        name = simulator.name
+        image_shape = tuple(simulator.image_shape)
+        parameters = tuple(simulator.parameters)
+
+        def simulate(self, params: torch.Tensor, *, generator: torch.Generator) -> torch.Tensor:
+            return emulator.emulate(params, generator=generator)
+
+    return Emulated()
+
+
+def _bank(bank: Any, simulator: Simulator, parameters: str | Path | None) -> SimulationBank | None:
+    if bank is None or isinstance(bank, SimulationBank):
+        return bank
+    path = as_path(bank)
+    if path is None:
+        found = type(bank).__name__
+        raise ArgumentError(f"{arg('bank')}: expected a SimulationBank or a path, found {found}.")
+    return load_bank(path, simulator, parameters=parameters, option=arg("bank"))
+
+
+def _save_emulator(emulator: TrainedEmulator, folder: Path) -> None:
+    from .emulator import save_emulator
+    from .report import plot_losses
+
+    folder.mkdir(parents=True, exist_ok=True)
+    if emulator.info.get("losses"):
+        plot_losses(folder / "pretrain-losses.png", emulator.info["losses"], title="pretraining (bank)")
+    save_emulator(emulator, folder)
+
+
+def _write_best_match(path: Path, result: CalibrationResult, n: int, *, seed: int) -> None:
+    from .report import write_samples_csv
+
+    rows = np.random.default_rng(seed).permutation(len(result.samples))[:n]
+    write_samples_csv(path, result.names, result.samples[rows])
