@@ -29,8 +29,8 @@ SEED_LIMIT = 2**63
 COMMANDS = ("simulate", "pretrain", "calibrate", "emulate", "train", "sample", "evaluate")
 
 #: The help panels options are grouped in, in the order ``--help`` shows them.
-PANELS = ("Data", "Training", "Evaluation", "Output", "Devices", "Run")
-DATA, TRAINING, EVALUATION, OUTPUT, DEVICES, RUN = PANELS
+PANELS = ("Data", "Simulations", "Training", "Evaluation", "Output", "Devices", "Run")
+DATA, SIMULATIONS, TRAINING, EVALUATION, OUTPUT, DEVICES, RUN = PANELS
 
 __all__ = [
     "PANELS",
@@ -224,6 +224,45 @@ class RunOptions(ShowsProgress, MixedPrecision, Checkpointed, Seeded, Ranged):
     """Every shared run option; the training commands (pretrain, calibrate) take them all."""
 
 
+class CostlySimulator(CommandConfig):
+    """What a costly or external simulator needs: a budget, stored simulations, a declaration."""
+
+    simulator: Annotated[str | None, Flag(DATA, short="-s")] = Field(
+        default=None,
+        description="Registered simulator name, or path/to/mysim.py:ClassName, or package.module:ClassName.",
+    )
+    simulator_spec: Annotated[Path | None, Flag(DATA)] = Field(
+        default=None,
+        description="TOML file declaring a simulator gangal cannot call (name, image shape, parameters); "
+        "needs --bank.",
+    )
+    budget: Annotated[int | None, Flag(SIMULATIONS)] = Field(
+        default=None, ge=1, description="The most simulator images the run may make, everything included."
+    )
+    bank: Annotated[Path | None, Flag(SIMULATIONS)] = Field(
+        default=None,
+        description="Stored simulations to train from: a gangal simulate output, or images with a "
+        "parameter CSV.",
+    )
+    bank_parameters: Annotated[Path | None, Flag(SIMULATIONS)] = Field(
+        default=None,
+        description="The parameter CSV of a --bank of plain images (default: parameters.csv in it, "
+        "or NAME.csv beside it).",
+    )
+    validation: Annotated[float, Flag(SIMULATIONS)] = Field(
+        default=0.1, ge=0, lt=1, description="Share of the simulations held out to measure the emulator on."
+    )
+
+    @model_validator(mode="after")
+    def _one_simulator(self) -> CostlySimulator:
+        if (self.simulator is None) == (self.simulator_spec is None):
+            found = "both" if self.simulator is not None else "neither"
+            raise ValueError(f"give --simulator or --simulator-spec (found {found})")
+        if self.bank_parameters is not None and self.bank is None:
+            raise ValueError("--bank-parameters describes a --bank; give the bank too")
+        return self
+
+
 # ---------------------------------------------------------------------------------------------
 # The commands
 # ---------------------------------------------------------------------------------------------
@@ -258,10 +297,9 @@ class SimulateConfig(ShowsProgress, Seeded, Ranged):
     )
 
 
-class PretrainConfig(RunOptions):
+class PretrainConfig(CostlySimulator, RunOptions):
     """Options of ``gangal pretrain`` (and of the pretraining ``gangal calibrate`` runs first)."""
 
-    simulator: Simulator = Field(description="Registered simulator name.")
     out: Annotated[Path, Flag(OUTPUT, short="-o")] = Field(
         description="Folder for emulator.safetensors, its plots and checkpoint."
     )
@@ -283,10 +321,18 @@ class PretrainConfig(RunOptions):
     )
 
 
-class CalibrateConfig(RunOptions):
+class CalibrateConfig(CostlySimulator, RunOptions):
     """Options of ``gangal calibrate``."""
 
-    simulator: Simulator = Field(description="Registered simulator name.")
+    rounds: Annotated[int | None, Flag(SIMULATIONS)] = Field(
+        default=None,
+        ge=0,
+        description="Rounds of simulations near the best match after the first bank "
+        "(default: 2 with --budget, else 0).",
+    )
+    first_bank: Annotated[float, Flag(SIMULATIONS)] = Field(
+        default=0.6, gt=0, le=1, description="The first bank's share of the --budget (the rest: the rounds)."
+    )
     out: Annotated[Path, Flag(OUTPUT, short="-o")] = Field(
         description="Run folder (default: calibrate-SIMULATOR)."
     )
@@ -340,8 +386,13 @@ class CalibrateConfig(RunOptions):
     @classmethod
     def _out_named_after_the_simulator(cls, values: Any) -> Any:
         # the default --out depends on --simulator, wherever either comes from
-        if isinstance(values, dict) and "out" not in values and isinstance(values.get("simulator"), str):
-            return {**values, "out": Path(f"calibrate-{values['simulator']}")}
+        if not isinstance(values, dict) or "out" in values:
+            return values
+        if isinstance(values.get("simulator"), str):
+            name = values["simulator"].rpartition(":")[2] or values["simulator"]  # mysim.py:Ring -> Ring
+            return {**values, "out": Path(f"calibrate-{Path(name).stem}")}
+        if isinstance(values.get("simulator_spec"), (str, Path)):
+            return {**values, "out": Path(f"calibrate-{Path(values['simulator_spec']).stem}")}
         return values
 
 

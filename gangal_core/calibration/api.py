@@ -35,6 +35,7 @@ from gangal_core.runtime.api import (
 )
 from gangal_core.simulation.spec import callable_simulator
 
+from .costly import costly_run_asked
 from .emulator import TrainedEmulator
 from .result import CalibrationResult
 
@@ -61,6 +62,10 @@ def pretrain(
     device: str = "auto",
     precision: str = "float32",
     progress: bool = True,
+    budget: int | None = None,
+    bank: Any = None,
+    bank_parameters: str | Path | None = None,
+    validation: float = 0.1,
 ) -> TrainedEmulator:
     """Pretrain an emulator of ``simulator``, as ``gangal pretrain`` does.
 
@@ -84,6 +89,14 @@ def pretrain(
         ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``; ``"float32"`` or ``"bf16"``.
     progress : bool, optional
         Show a progress bar (default True).
+    budget : int, optional
+        Simulate a bank of this many images first (into ``out/simulations``) and train from it
+        for epochs, instead of new simulations at every step; the emulator's metadata records
+        ``simulator_images`` and ``simulator_seconds``.
+    bank, bank_parameters : optional
+        Stored simulations to train from instead (see :func:`calibrate`); no simulator calls.
+    validation : float, optional
+        The share of a bank held out to measure the emulator on (default 0.1).
 
     Returns
     -------
@@ -101,7 +114,12 @@ def pretrain(
                     "emulator_arch": emulator_arch, "critic_arch": critic_arch, "seed": seed,
                     "resume": resume, "checkpoint_every": checkpoint_every, "progress": progress,
                     "device": dev, "precision": precision}  # fmt: skip
-        return _pretrain_into(folder, sim, training, plots=plots)
+        if budget is None and bank is None and callable_simulator(sim):
+            return _pretrain_into(folder, sim, training, plots=plots)
+        from .costly import pretrain_costly
+
+        return pretrain_costly(sim, folder, training, budget=budget, bank=bank,
+                               bank_parameters=bank_parameters, validation=validation)  # fmt: skip
 
 
 def calibrate(
@@ -138,6 +156,7 @@ def calibrate(
     bank_parameters: str | Path | None = None,
     rounds: int | None = None,
     first_bank: float = 0.6,
+    validation: float = 0.1,
 ) -> CalibrationResult:
     """Find the parameter distribution that best matches ``true_images``, as ``gangal calibrate`` does.
 
@@ -191,6 +210,8 @@ def calibrate(
         budget and a simulator gangal can call, else 0).
     first_bank : float, optional
         The first bank's share of the budget the predictive check leaves (default 0.6).
+    validation : float, optional
+        The share of the simulations held out to measure the emulator on (default 0.1).
 
     Returns
     -------
@@ -215,13 +236,15 @@ def calibrate(
                "precision": precision}  # fmt: skip
         pretraining = {**run, "iterations": pretrain_iterations, "recipe": pretrain_recipe,
                        "emulator_arch": emulator_arch}  # fmt: skip
+        if costly_run_asked(budget, bank, sim):
+            pretraining["validation"] = validation
         training = {**run, "iterations": iterations, "recipe": recipe,
                     "discriminator_input": discriminator_input, "n_samples": n_samples}  # fmt: skip
         timing: dict[str, float] = {}
         with _timed(timing, "true_set"):
             true = _true_set(sim, true_images, true_params, truth, n_true=n_true, seed=seed,
                              source=true_source)  # fmt: skip
-        costly = budget is not None or bank is not None or not callable_simulator(sim)
+        costly = costly_run_asked(budget, bank, sim)
         simulation, plot_simulator = None, sim
         if costly:
             if emulator is not None:

@@ -20,8 +20,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from gangal_core.runtime import distributed
 from gangal_core.runtime.api import ArgumentError, arg, as_path
-from gangal_core.simulation.bank import SimulationBank, load_bank
+from gangal_core.simulation.bank import SimulationBank, load_bank, simulate_bank
 from gangal_core.simulation.budget import MeteredSimulator, metered
 from gangal_core.simulation.simulator import Simulator
 from gangal_core.simulation.spec import callable_simulator
@@ -32,12 +33,13 @@ from .predictive import MIN_IMAGES, PREDICTIVE_IMAGES, PredictiveCheck, check_be
 from .result import CalibrationResult
 from .rounds import calibrate_in_rounds
 
-__all__ = ["BEST_MATCH_FILE", "CostlyRun", "calibrate_costly", "costly_predictive_check", "emulated_stand_in"]
+__all__ = ["BEST_MATCH_FILE", "CostlyRun", "calibrate_costly", "costly_predictive_check", "costly_run_asked",
+           "emulated_stand_in", "pretrain_costly"]
 
 #: The best-match parameters a user simulates for the predictive check of a declared simulator.
 BEST_MATCH_FILE = "best_match_parameters.csv"
 _SHARED_KEYS = ("batch_size", "critic_arch", "progress", "device", "precision", "checkpoint_every")
-_PRETRAIN_KEYS = (*_SHARED_KEYS, "emulator_arch", "recipe")
+_PRETRAIN_KEYS = (*_SHARED_KEYS, "emulator_arch", "recipe", "validation")
 _TRAIN_KEYS = (*_SHARED_KEYS, "n_samples")
 
 
@@ -116,6 +118,43 @@ def calibrate_costly(
     bank_record = None if stored is None else {"source": stored.source, "n_images": len(stored)}
     record = {**meter.usage(), "simulation_plan": plan.to_dict(), "rounds": run.rounds, "bank": bank_record}
     return CostlyRun(meter, run.calibration, run.emulator, plan, record)
+
+
+def costly_run_asked(budget: int | None, bank: Any, simulator: Simulator) -> bool:
+    """Whether a run takes the costly path: a budget, a bank, or a simulator gangal cannot call."""
+    return budget is not None or bank is not None or not callable_simulator(simulator)
+
+
+def pretrain_costly(
+    simulator: Simulator,
+    folder: Path | None,
+    training: dict[str, Any],
+    *,
+    budget: int | None,
+    bank: Any,
+    bank_parameters: str | Path | None,
+    validation: float,
+) -> TrainedEmulator:
+    """``gangal pretrain`` within a budget or from a bank: simulate (at most) ``budget`` images once,
+    train for epochs over them, and record what the simulator cost in the emulator's metadata."""
+    stored = _bank(bank, simulator, bank_parameters)
+    if stored is None and not callable_simulator(simulator):
+        raise ArgumentError(f"simulator {simulator.name!r} is declared by a file: give {arg('bank')}.")
+    meter = metered(simulator, limit=budget)
+    if stored is None:
+        if budget is None:
+            raise ArgumentError(f"give {arg('budget')} (simulations gangal may make) or {arg('bank')}.")
+        where = None if folder is None else folder / "simulations"
+        stored = simulate_bank(meter, budget, seed=training["seed"], folder=where)
+    from .pretraining import pretrain as train_emulator
+
+    emulator = train_emulator(meter, bank=stored, validation=validation,
+                              checkpoint=None if folder is None else folder / "checkpoint.safetensors",
+                              **training)  # fmt: skip
+    emulator.info.update(meter.usage())
+    if folder is not None and distributed.current().is_main:
+        _save_emulator(emulator, folder)
+    return emulator
 
 
 def costly_predictive_check(

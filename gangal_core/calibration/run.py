@@ -45,16 +45,32 @@ FLAGS = {
     "true_params": "--true-params",
     "truth": "--truth",
     "n_true": "--n-true",
+    "budget": "--budget",
+    "bank": "--bank",
+    "bank_parameters": "--bank-parameters",
+    "rounds": "--rounds",
+    "first_bank": "--first-bank",
+    "validation": "--validation",
 }
 
 
 def _simulator(cfg: PretrainConfig | CalibrateConfig) -> tuple[Any, dict[str, tuple[float, float]]]:
-    """The registered simulator and the run's ``--range`` overrides."""
+    """The simulator (registered, from a file, or declared by ``--simulator-spec``) and the ``--range``s."""
     from gangal_core.plugins import get_registry
     from gangal_core.simulation.simulator import parse_ranges
+    from gangal_core.simulation.spec import load_simulator_spec
 
-    sim = get_registry().simulator(cfg.simulator)
+    if cfg.simulator_spec is not None:
+        sim = load_simulator_spec(cfg.simulator_spec)
+    else:
+        sim = get_registry().simulator(cfg.simulator)
     return sim, parse_ranges(cfg.range, sim)
+
+
+def _costly(cfg: PretrainConfig | CalibrateConfig) -> dict[str, Any]:
+    """The options of a costly or external simulator, as the Python API takes them."""
+    return {"budget": cfg.budget, "bank": cfg.bank, "bank_parameters": cfg.bank_parameters,
+            "validation": cfg.validation}  # fmt: skip
 
 
 def _progress(cfg: Any, progress: bool) -> bool:
@@ -71,7 +87,7 @@ def run_pretrain(cfg: PretrainConfig, *, progress: bool = True, console: Console
             sim, out=cfg.out, ranges=ranges, iterations=cfg.iterations, batch_size=cfg.batch_size,
             recipe=cfg.recipe, emulator_arch=cfg.emulator_arch, critic_arch=cfg.critic_arch, seed=cfg.seed,
             checkpoint_every=cfg.checkpoint_every, resume=cfg.resume, device=cfg.device,
-            precision=cfg.precision, progress=_progress(cfg, progress),
+            precision=cfg.precision, progress=_progress(cfg, progress), **_costly(cfg),
         )  # fmt: skip
     path = cfg.out / EMULATOR_FILE
     if not distributed.current().is_main:
@@ -103,6 +119,7 @@ def run_calibrate(
             precision=cfg.precision, progress=_progress(cfg, progress),
             options=json.loads(cfg.model_dump_json()),
             true_source=None if cfg.true_data else "reference truth" + (" with --truth" if cfg.truth else ""),
+            rounds=cfg.rounds, first_bank=cfg.first_bank, **_costly(cfg),
         )  # fmt: skip
     if not distributed.current().is_main:  # under torchrun only rank 0 writes and prints
         return {}
@@ -135,9 +152,22 @@ def _print_calibration(console: Console, cfg: CalibrateConfig, doc: dict[str, An
             f"({check['n_test']} + {check['n_test']} test images): {verdict}"
         )
     timing = doc["timing_seconds"]
+    phases = (f"pretraining {timing['pretrain']:.0f} s, " if "pretrain" in timing else "") + (
+        f"training {timing['training']:.0f} s"
+    )
+    if "simulator_images" in doc:
+        limit = f" of a budget of {doc['budget']:,}" if doc.get("budget") else ""
+        console.print(f"Simulator: {doc['simulator_images']:,} images{limit}, "
+                      f"{doc['simulator_seconds']:.1f} s inside it.", highlight=False)  # fmt: skip
+    if "predictive_check_pending" in doc:
+        pending = doc["predictive_check_pending"]
+        console.print(
+            f"Predictive check: simulate the {pending['n_images']} parameter sets in "
+            f"{cfg.out}/{pending['parameters']} with your simulator, then run "
+            f"`gangal check --run {cfg.out} --simulations YOUR_IMAGES`.", highlight=False
+        )
     console.print(
-        f"Wrote {cfg.out}/calibration.json, samples.csv and plots in {doc['seconds']:.0f} s "
-        f"(pretraining {timing['pretrain']:.0f} s, training {timing['training']:.0f} s).",
+        f"Wrote {cfg.out}/calibration.json, samples.csv and plots in {doc['seconds']:.0f} s ({phases}).",
         highlight=False,
     )
 
