@@ -16,6 +16,7 @@ from rich.text import Text
 from gangal_core import __version__, options
 from gangal_core.config import (
     CalibrateConfig,
+    CheckConfig,
     CommandConfig,
     EmulateConfig,
     EvaluateConfig,
@@ -162,6 +163,17 @@ def calibrate(cfg: CalibrateConfig) -> None:
     from gangal_core.calibration.run import run_calibrate
 
     run_calibrate(cfg, progress=cfg.progress, console=out)
+
+
+@command(CheckConfig)
+def check(cfg: CheckConfig) -> None:
+    """The predictive check of a calibration whose simulator gangal cannot call, from your simulations.
+
+    Simulate the parameter sets in RUN/best_match_parameters.csv with your own program, then give the images as --simulations: the check (held-out AUC of a classifier, true images vs those simulations) is added to RUN/calibration.json.
+    """  # noqa: E501
+    from gangal_core.calibration.run import run_check
+
+    run_check(cfg, console=out)
 
 
 @command(EmulateConfig)

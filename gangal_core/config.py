@@ -26,7 +26,7 @@ from gangal_core.errors import ConfigError
 #: Seeds are below 2**63: torch takes 64-bit seeds, and runs derive others from theirs (seed + 7919).
 SEED_LIMIT = 2**63
 #: The commands whose options a --config file may hold in a [command] table.
-COMMANDS = ("simulate", "pretrain", "calibrate", "emulate", "train", "sample", "evaluate")
+COMMANDS = ("simulate", "pretrain", "calibrate", "check", "emulate", "train", "sample", "evaluate")
 
 #: The help panels options are grouped in, in the order ``--help`` shows them.
 PANELS = ("Data", "Simulations", "Training", "Evaluation", "Output", "Devices", "Run")
@@ -36,6 +36,7 @@ __all__ = [
     "PANELS",
     "CalibrateConfig",
     "CalibrationRecipe",
+    "CheckConfig",
     "CommandConfig",
     "DiscriminatorInput",
     "EmulateConfig",
@@ -394,6 +395,19 @@ class CalibrateConfig(CostlySimulator, RunOptions):
         if isinstance(values.get("simulator_spec"), (str, Path)):
             return {**values, "out": Path(f"calibrate-{Path(values['simulator_spec']).stem}")}
         return values
+
+
+class CheckConfig(Seeded):
+    """Options of ``gangal check``: a calibration's predictive check, from files."""
+
+    run: Annotated[Path, Flag(DATA)] = Field(description="The calibration's run folder (its --out).")
+    simulations: Annotated[Path, Flag(DATA)] = Field(
+        description="Images simulated at the run's best_match_parameters.csv, in that order (any format "
+        "gangal reads)."
+    )
+    true_data: Annotated[Path | None, Flag(DATA)] = Field(
+        default=None, description="The true images (default: the run's own --true-data)."
+    )
 
 
 class EmulateConfig(MixedPrecision, Seeded):

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from rich.console import Console
 
-from gangal_core.config import CalibrateConfig, EmulateConfig, PretrainConfig
+from gangal_core.config import CalibrateConfig, CheckConfig, EmulateConfig, PretrainConfig
 from gangal_core.errors import ConfigError
 from gangal_core.io.atomic import atomic_open
 from gangal_core.runtime import distributed
@@ -27,7 +27,7 @@ from gangal_core.runtime.devices import resolve_device
 
 from .api import CHECKPOINT, EMULATOR_FILE, calibrate, pretrain
 
-__all__ = ["CHECKPOINT", "FLAGS", "run_calibrate", "run_emulate", "run_pretrain"]
+__all__ = ["CHECKPOINT", "FLAGS", "run_calibrate", "run_check", "run_emulate", "run_pretrain"]
 
 #: How ``gangal pretrain`` and ``gangal calibrate`` spell the Python API's arguments.
 FLAGS = {
@@ -140,17 +140,7 @@ def _print_calibration(console: Console, cfg: CalibrateConfig, doc: dict[str, An
     console.print(calibration_table(doc))
     check = doc.get("predictive_check")
     if check is not None:
-        verdict = (
-            "[bold yellow]clearly above 0.5: the true images are told apart from simulations at the "
-            "best match. The simulator may not describe these images (misspecification) or the "
-            "calibration has not converged; see docs/calibration.md, 'Predictive check'.[/]"
-            if check["flagged"]
-            else "[green]consistent with indistinguishable (0.5)[/]"
-        )
-        console.print(
-            f"Predictive check: held-out AUC {check['auc']:.3f} ± {check['auc_err']:.3f} "
-            f"({check['n_test']} + {check['n_test']} test images): {verdict}"
-        )
+        _print_verdict(console, check)
     timing = doc["timing_seconds"]
     phases = (f"pretraining {timing['pretrain']:.0f} s, " if "pretrain" in timing else "") + (
         f"training {timing['training']:.0f} s"
@@ -170,6 +160,63 @@ def _print_calibration(console: Console, cfg: CalibrateConfig, doc: dict[str, An
         f"Wrote {cfg.out}/calibration.json, samples.csv and plots in {doc['seconds']:.0f} s ({phases}).",
         highlight=False,
     )
+
+
+def _print_verdict(console: Console, check: dict[str, Any]) -> None:
+    verdict = (
+        "[bold yellow]clearly above 0.5: the true images are told apart from simulations at the "
+        "best match. The simulator may not describe these images (misspecification) or the "
+        "calibration has not converged; see docs/calibration.md, 'Predictive check'.[/]"
+        if check["flagged"]
+        else "[green]consistent with indistinguishable (0.5)[/]"
+    )
+    console.print(
+        f"Predictive check: held-out AUC {check['auc']:.3f} ± {check['auc_err']:.3f} "
+        f"({check['n_test']} + {check['n_test']} test images): {verdict}"
+    )
+
+
+def run_check(cfg: CheckConfig, *, console: Console | None = None) -> dict[str, Any]:
+    """``gangal check``: the predictive check from the user's simulations at the best match."""
+    from gangal_core.io.atomic import atomic_write_json
+    from gangal_core.io.images import read_images
+
+    from .costly import BEST_MATCH_FILE
+    from .predictive import MIN_IMAGES, predictive_check
+
+    console = console or Console()
+    doc_path = cfg.run / "calibration.json"
+    try:
+        doc = json.loads(doc_path.read_text())
+        pending = doc["predictive_check_pending"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(
+            f"--run {cfg.run}: expected the folder of a `gangal calibrate --simulator-spec` run, with "
+            f"calibration.json naming {BEST_MATCH_FILE} ({type(exc).__name__}: {exc})."
+        ) from None
+    true_path = cfg.true_data or Path(doc["true_data"]["source"])
+    if not true_path.exists():
+        raise ConfigError(f"--true-data: the run's true images {true_path} are not there; give --true-data.")
+    true = torch.from_numpy(read_images(true_path, what="--true-data"))
+    simulated = torch.from_numpy(read_images(cfg.simulations, expected_shape=tuple(true.shape[1:]),
+                                             what="--simulations"))  # fmt: skip
+    if len(simulated) != pending["n_images"]:
+        raise ConfigError(
+            f"--simulations {cfg.simulations}: {len(simulated)} images, but {BEST_MATCH_FILE} holds "
+            f"{pending['n_images']} parameter sets; simulate each row once, in order."
+        )
+    n = min(len(true), len(simulated))
+    if n < MIN_IMAGES:
+        raise ConfigError(
+            f"--simulations: the check needs {MIN_IMAGES} images of each kind or more; found {n}."
+        )
+    result = predictive_check(true[:n], simulated[:n], seed=cfg.seed)
+    doc.pop("predictive_check_pending")
+    doc["predictive_auc"] = round(result.auc, 4)
+    doc["predictive_check"] = {**result.as_dict(), "simulations": str(cfg.simulations)}
+    atomic_write_json(doc_path, doc)
+    _print_verdict(console, doc["predictive_check"])
+    return doc
 
 
 def run_emulate(cfg: EmulateConfig, *, console: Console | None = None) -> Path:
