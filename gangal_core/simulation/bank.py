@@ -89,8 +89,8 @@ def load_bank(
     simulator : Simulator
         The simulator the bank must match: parameter names and image shape.
     parameters : path-like, optional
-        The parameter CSV of plain images.  By default ``parameters.csv`` inside an image folder,
-        or ``NAME.csv`` beside an image file ``NAME.EXT``.
+        The parameter CSV of plain images.  By default ``parameters.csv`` inside an image folder;
+        beside an image file ``NAME.EXT``, ``NAME.csv`` or else ``parameters.csv``.
     option : str, optional
         The option named in error messages.
 
@@ -170,13 +170,16 @@ def _read_simulate_npy(path: Path, names: list[str], option: str) -> tuple[np.nd
 def _parameter_file(path: Path, parameters: str | Path | None, option: str) -> Path:
     if parameters is not None:
         return Path(parameters)
-    guess = path / "parameters.csv" if path.is_dir() else path.with_suffix(".csv")
-    if not guess.is_file():
+    guesses = [path / "parameters.csv"] if path.is_dir() else [path.with_suffix(".csv"),
+                                                                path.parent / "parameters.csv"]  # fmt: skip
+    found = next((g for g in guesses if g.is_file()), None)
+    if found is None:
         raise ConfigError(
-            f"{option} {path}: no parameter table found (looked for {guess}). Give the images' "
-            "parameters as a CSV whose header names the simulator's parameters, one row per image."
+            f"{option} {path}: no parameter table found (looked for {' and '.join(map(str, guesses))}). "
+            "Give the images' parameters as a CSV whose header names the simulator's parameters, one row "
+            "per image (--bank-parameters)."
         )
-    return guess
+    return found
 
 
 def _read_parameter_table(path: Path, simulator: Simulator, option: str) -> np.ndarray:

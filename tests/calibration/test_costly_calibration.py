@@ -1,0 +1,157 @@
+"""Calibrating costly and external simulators: a budget never passed, banks, declared simulators, check."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from gangal_core.calibration import load_emulator
+from gangal_core.cli import app
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "external-simulator"
+TINY = ["--iterations", "40", "--pretrain-iterations", "40", "--batch-size", "32", "--n-true", "300",
+        "--n-samples", "300", "--no-progress"]  # fmt: skip
+
+COUNTING = '''
+import os
+from gangal_core import Simulator
+from gangal_circle import CircleSimulator
+
+
+class CountingCircle(CircleSimulator):
+    """The circle simulator, counting every image it makes in a file of its own."""
+
+    def simulate(self, params, *, generator):
+        with open(os.environ["COUNT_FILE"], "a") as fh:
+            fh.write(f"{params.shape[0]}\\n")
+        return super().simulate(params, generator=generator)
+'''
+
+
+def _run(*args: object):
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture
+def counting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[str, Path]:
+    (tmp_path / "counting.py").write_text(COUNTING)
+    count = tmp_path / "count.txt"
+    monkeypatch.setenv("COUNT_FILE", str(count))
+    return f"{tmp_path / 'counting.py'}:CountingCircle", count
+
+
+def _made(count: Path) -> int:
+    return sum(int(line) for line in count.read_text().split()) if count.exists() else 0
+
+
+def test_a_budget_is_never_passed_by_the_simulators_own_count(counting, tmp_path: Path) -> None:
+    simulator, count = counting
+    result = _run("calibrate", "-s", simulator, "--budget", 1500, *TINY, "--out", tmp_path / "run")
+    assert result.exit_code == 0, result.output
+    doc = json.loads((tmp_path / "run" / "calibration.json").read_text())
+    made = _made(count) - 300  # the true set drawn from the reference truth stands for data: not counted
+    assert made <= 1500 and doc["simulator_images"] == made == 1500
+    assert doc["budget"] == 1500 and doc["simulator_seconds"] > 0
+    plan = doc["simulation_plan"]
+    assert plan["first_bank"] + sum(plan["rounds"]) + plan["predictive"] == 1500
+    assert len(doc["rounds"]) == 3 and doc["predictive_check"]["n_test"] == plan["predictive"] // 2
+    emulator = load_emulator(tmp_path / "run" / "emulator")
+    assert emulator.info["simulator_images"] == 1500 - plan["predictive"]
+    assert "Simulator: 1,500 images of a budget of 1,500" in result.output
+
+
+def test_a_resumed_budget_run_simulates_nothing_twice(counting, tmp_path: Path) -> None:
+    simulator, count = counting
+    args = ("calibrate", "-s", simulator, "--budget", 1500, *TINY, "--out", tmp_path / "run")
+    assert _run(*args).exit_code == 0
+    first = _made(count)
+    (tmp_path / "run" / "calibration.json").unlink()  # as if killed before the end
+    result = _run(*args, "--resume")
+    assert result.exit_code == 0, result.output
+    doc = json.loads((tmp_path / "run" / "calibration.json").read_text())
+    # the banks are read back; only the true set and the predictive check are made again
+    assert _made(count) - first == 300 + doc["simulation_plan"]["predictive"]
+
+
+def test_pretrain_within_a_budget_keeps_its_bank(counting, tmp_path: Path) -> None:
+    simulator, count = counting
+    result = _run("pretrain", "-s", simulator, "--budget", 600, "--iterations", 30, "--batch-size", 32,
+                  "--no-progress", "--out", tmp_path / "emu")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    emulator = load_emulator(tmp_path / "emu")
+    assert _made(count) == emulator.info["simulator_images"] == 600
+    assert emulator.info["bank"]["train"] == 540 and emulator.info["bank"]["held_out"] == 60
+    assert (tmp_path / "emu" / "simulations" / "manifest.json").exists()  # reusable: --bank emu/simulations
+    again = _run("pretrain", "-s", "circle", "--bank", tmp_path / "emu" / "simulations", "--iterations", 30,
+                 "--batch-size", 32, "--no-progress", "--out", tmp_path / "emu2")  # fmt: skip
+    assert again.exit_code == 0, again.output
+    assert load_emulator(tmp_path / "emu2").info["simulator_images"] == 0
+
+
+def _program(*args: object) -> None:
+    subprocess.run([sys.executable, str(EXAMPLE / "ring_program.py"), *map(str, args)], check=True)
+
+
+def test_an_external_simulator_from_files_with_the_check_from_files(tmp_path: Path) -> None:
+    _program("bank", tmp_path / "sims", 1200, 1)
+    _program("truth", tmp_path / "obs", 300, 2)
+    run = tmp_path / "run"
+    spec, bank = EXAMPLE / "ring.toml", tmp_path / "sims" / "images.npy"  # parameters.csv beside it
+    result = _run("calibrate", "--simulator-spec", spec, "--bank", bank, "--true-data",
+                  tmp_path / "obs" / "images.npy", *TINY, "--out", run)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    doc = json.loads((run / "calibration.json").read_text())
+    assert doc["simulator"] == "ring" and doc["simulator_images"] == 0 and doc["bank"]["n_images"] == 1200
+    assert doc["predictive_check_pending"] == {"parameters": "best_match_parameters.csv", "n_images": 300}
+    assert "gangal check --run" in result.output
+    _program("at", run / "best_match_parameters.csv", tmp_path / "best", 3)
+    checked = _run("check", "--run", run, "--simulations", tmp_path / "best" / "images.npy")
+    assert checked.exit_code == 0, checked.output
+    doc = json.loads((run / "calibration.json").read_text())
+    assert "predictive_check_pending" not in doc and 0 <= doc["predictive_auc"] <= 1
+    assert doc["predictive_check"]["n_test"] == 150
+    wrong = _run("check", "--run", run, "--simulations", tmp_path / "sims" / "images.npy")  # 1200, not 300
+    not_a_run = _run("check", "--run", tmp_path / "sims", "--simulations", tmp_path / "best" / "images.npy")
+    assert not_a_run.exit_code == 2 and "expected the folder of a `gangal calibrate" in not_a_run.output
+    assert (
+        wrong.exit_code == 2
+        and "expected the folder of a `gangal calibrate --simulator-spec` run" in wrong.output
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["-s", "circle", "--simulator-spec", EXAMPLE / "ring.toml"], "give --simulator or --simulator-spec"),
+        (["--simulator-spec", EXAMPLE / "ring.toml"], "declared by a file, so gangal cannot call it"),
+        (["--simulator-spec", EXAMPLE / "ring.toml", "--budget", 5000], "declared by a file"),
+        (["-s", "circle", "--budget", 500], "--budget 500: too small"),
+        (["-s", "circle", "--budget", 2000, "--emulator", "e"], "--emulator: a run with --budget or --bank"),
+        (["-s", "circle", "--bank-parameters", "p.csv"], "--bank-parameters describes a --bank"),
+        (["-s", "circle", "--bank", "missing.npy"], "missing.npy"),
+    ],
+)
+def test_costly_options_are_checked(tmp_path: Path, args: list, message: str) -> None:
+    observed = tmp_path / "observed.npy"
+    np.save(observed, np.random.default_rng(0).random((50, 1, 28, 28), dtype=np.float32))
+    quick = [*TINY[:6], "--no-progress"]
+    result = _run("calibrate", *args, "--true-data", observed, *quick, "--out", tmp_path / "run")
+    assert result.exit_code == 2, result.output
+    assert message in " ".join(result.output.split()) and "Traceback" not in result.output
+
+
+def test_the_bank_needs_its_parameters(tmp_path: Path) -> None:
+    _program("bank", tmp_path / "sims", 50, 1)
+    (tmp_path / "sims" / "parameters.csv").rename(tmp_path / "sims" / "table.csv")
+    bank = tmp_path / "sims" / "images.npy"
+    spec = EXAMPLE / "ring.toml"
+    result = _run("pretrain", "--simulator-spec", spec, "--bank", bank, "--out", tmp_path / "emu")
+    assert result.exit_code == 2 and "no parameter table found" in result.output
+    images = np.load(tmp_path / "sims" / "images.npy")
+    assert images.shape == (50, 1, 28, 28)
