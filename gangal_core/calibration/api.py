@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -244,48 +244,26 @@ def calibrate(
         with _timed(timing, "true_set"):
             true = _true_set(sim, true_images, true_params, truth, n_true=n_true, seed=seed,
                              source=true_source)  # fmt: skip
-        costly = costly_run_asked(budget, bank, sim)
-        simulation, plot_simulator = None, sim
-        if costly:
-            if emulator is not None:
-                raise ArgumentError(f"{arg('emulator')}: a run with {arg('budget')} or {arg('bank')} "
-                                    "pretrains its own emulator from its simulations; drop one.")  # fmt: skip
-            from .costly import calibrate_costly, emulated_stand_in
-
-            with _timed(timing, "training"):
-                costly_run = calibrate_costly(
-                    sim, true.images, folder, pretraining, training, budget=budget, bank=bank,
-                    bank_parameters=bank_parameters, rounds=rounds, first_bank=first_bank,
-                    predictive_check=predictive_check)  # fmt: skip
-            result, emu, simulation = costly_run.result, costly_run.emulator, costly_run.record
-            emulator_source = None if folder is None else str(folder / "emulator")
-            plot_simulator = emulated_stand_in(emu, sim)  # plots must not spend the budget
+        if costly_run_asked(budget, bank, sim):
+            costly = {"budget": budget, "bank": bank, "bank_parameters": bank_parameters, "rounds": rounds,
+                      "first_bank": first_bank, "predictive_check": predictive_check}  # fmt: skip
+            trained = _costly_training(emulator, sim, true, folder, pretraining, training, costly, timing)
         else:
-            with _timed(timing, "pretrain"):
-                emu, emulator_source = _emulator(emulator, sim, folder, pretraining, plots=plots)
-            with _timed(timing, "training"):
-                result = _train_generator(sim, emu, true.images, folder, training)
+            trained = _standard_training(emulator, sim, true, folder, pretraining, training, timing, plots)
         result = dataclasses.replace(
-            result, simulator=sim.name, units=tuple(p.unit for p in sim.parameters), truth=true.truth,
-            timing=timing, true_data=true.info, emulator=emu, emulator_source=emulator_source,
-            options=recorded, simulation=simulation,
+            trained.result, simulator=sim.name, units=tuple(p.unit for p in sim.parameters), truth=true.truth,
+            timing=timing, true_data=true.info, emulator=trained.emulator,
+            emulator_source=trained.emulator_source, options=recorded, simulation=trained.simulation,
         )  # fmt: skip
         if not shard.is_main:  # under torchrun only rank 0 writes; every process holds the same result
             return result
         if folder is not None:
             with _timed(timing, "report"):
-                _write_report(folder, plot_simulator, emu, result, true, plots=plots, seed=seed,
-                              recipe=recipe)  # fmt: skip
-        if predictive_check and costly:
-            from .costly import costly_predictive_check
-
+                _write_report(folder, trained.plot_simulator, trained.emulator, result, true, plots=plots,
+                              seed=seed, recipe=recipe)  # fmt: skip
+        if predictive_check:
             with _timed(timing, "predictive_check"):
-                result.predictive = costly_predictive_check(costly_run, true.images, folder, seed=seed)
-        elif predictive_check:
-            from .predictive import check_best_match
-
-            with _timed(timing, "predictive_check"):
-                result.predictive = check_best_match(sim, result.samples, true.images, seed=seed)
+                result.predictive = trained.check(result, true.images, folder, seed)
         result.run_seconds = time.perf_counter() - started
         if folder is not None:
             atomic_write_json(folder / "calibration.json", result.to_dict())
@@ -293,6 +271,52 @@ def calibrate(
 
 
 # ---- the steps ---------------------------------------------------------------------------------
+class _Trained(NamedTuple):
+    """What either way of training gives the rest of :func:`calibrate`."""
+
+    result: CalibrationResult
+    emulator: TrainedEmulator
+    emulator_source: str | None
+    simulation: dict[str, Any] | None  # what the simulator cost (the costly way)
+    plot_simulator: Any  # what the plots simulate with
+    check: Callable[..., Any]  # (result, true images, folder, seed) -> PredictiveCheck or None
+
+
+def _standard_training(emulator: Any, sim: Any, true: _TrueSet, folder: Path | None, pretraining: dict,
+                       training: dict, timing: dict[str, float], plots: bool) -> _Trained:  # fmt: skip
+    """Pretrain (or load) the emulator, then train the generator with fresh simulations."""
+    from .predictive import check_best_match
+
+    with _timed(timing, "pretrain"):
+        emu, source = _emulator(emulator, sim, folder, pretraining, plots=plots)
+    with _timed(timing, "training"):
+        result = _train_generator(sim, emu, true.images, folder, training)
+
+    def check(result: CalibrationResult, images: torch.Tensor, folder: Path | None, seed: int) -> Any:
+        return check_best_match(sim, result.samples, images, seed=seed)
+
+    return _Trained(result, emu, source, None, sim, check)
+
+
+def _costly_training(emulator: Any, sim: Any, true: _TrueSet, folder: Path | None, pretraining: dict,
+                     training: dict, costly: dict, timing: dict[str, float]) -> _Trained:  # fmt: skip
+    """Within a budget, from a bank, in rounds (:mod:`.costly`); plots drawn from the emulator."""
+    from .costly import calibrate_costly, costly_predictive_check, emulated_stand_in
+
+    if emulator is not None:
+        raise ArgumentError(f"{arg('emulator')}: a run with {arg('budget')} or {arg('bank')} "
+                            "pretrains its own emulator from its simulations; drop one.")  # fmt: skip
+    with _timed(timing, "training"):
+        run = calibrate_costly(sim, true.images, folder, pretraining, training, **costly)
+
+    def check(result: CalibrationResult, images: torch.Tensor, folder: Path | None, seed: int) -> Any:
+        run.result = result
+        return costly_predictive_check(run, images, folder, seed=seed)
+
+    source = None if folder is None else str(folder / "emulator")
+    return _Trained(run.result, run.emulator, source, run.record, emulated_stand_in(run.emulator, sim), check)
+
+
 def _device(name: str, precision: str) -> torch.device:
     """``device`` resolved (under torchrun, this process's GPU) and ``precision`` checked for it."""
     from gangal_core.runtime.devices import check_precision, resolve_device
