@@ -1,0 +1,40 @@
+"""Tabulate calibrations within a budget against the paper's bar (markdown, for RESULTS.md).
+
+    python benchmarks/budget_table.py [RUN_FOLDER ...]     # default: benchmarks/out/budget/*
+
+Per run: wall time, the simulator's images (by gangal's count), and per parameter
+``|dmu|/sigma`` and ``sigma ratio`` against the population truth the true images were drawn
+from; PASS when every parameter is within the Tables' bar (``RECOVERY_BAR``: 0.15 and 0.75-1.35).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from gangal_core.calibration.result import RECOVERY_BAR, recovery, within_bar
+
+
+def row(folder: Path) -> str:
+    doc = json.loads((folder / "calibration.json").read_text())
+    rec = recovery(doc)
+    cells = ", ".join(f"{k} {v['dmu_over_sigma']:.3f}/{v['sigma_ratio']:.2f}" for k, v in rec.items())
+    verdict = "PASS" if within_bar(doc) else "fail"
+    auc = doc.get("predictive_auc")
+    return (f"| {folder.name} | {doc['seconds']:.0f} s | {doc.get('simulator_images', 'n/a'):,} | {cells} | "
+            f"{'-' if auc is None else f'{auc:.3f}'} | {verdict} |")
+
+
+def main(folders: list[str]) -> None:
+    paths = [Path(f) for f in folders] or sorted(Path("benchmarks/out/budget").glob("*/"))
+    print(f"bar: |dmu|/sigma <= {RECOVERY_BAR.mean_tol}, sigma ratio in {RECOVERY_BAR.ratio}\n")
+    print("| run | wall | simulator images | parameter |dmu|/sigma / sigma ratio | predictive AUC | bar |")
+    print("| --- | ---: | ---: | --- | ---: | --- |")
+    for folder in paths:
+        if (folder / "calibration.json").exists():
+            print(row(folder))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
