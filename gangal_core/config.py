@@ -228,8 +228,8 @@ class RunOptions(ShowsProgress, MixedPrecision, Checkpointed, Seeded, Ranged):
 class CostlySimulator(CommandConfig):
     """What a costly or external simulator needs: a budget, stored simulations, a declaration."""
 
+    # required, unless --simulator-spec stands in for it (then None: _declared_simulator)
     simulator: Annotated[str | None, Flag(DATA, short="-s")] = Field(
-        default=None,
         description="Registered simulator name, or path/to/mysim.py:ClassName, or package.module:ClassName.",
     )
     simulator_spec: Annotated[Path | None, Flag(DATA)] = Field(
@@ -253,6 +253,14 @@ class CostlySimulator(CommandConfig):
     validation: Annotated[float, Flag(SIMULATIONS)] = Field(
         default=0.1, ge=0, lt=1, description="Share of the simulations held out to measure the emulator on."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _declared_simulator(cls, values: Any) -> Any:
+        declared = isinstance(values, dict) and values.get("simulator_spec") is not None
+        if declared and "simulator" not in values:
+            return {**values, "simulator": None}
+        return values
 
     @model_validator(mode="after")
     def _one_simulator(self) -> CostlySimulator:
@@ -645,8 +653,8 @@ def resolve_config(
 def _problem(model: type[CommandConfig], error: Any, *, typed: dict[str, Any]) -> str:
     """One validation error: the option as the user gave it (flag or file key), what is wrong, the value."""
     loc = error["loc"]
-    if not loc:
-        return f"options: {error['msg']}"
+    if not loc:  # a check across options, whose message names them itself
+        return str(error["msg"]).removeprefix("Value error, ")
     key = str(loc[0])
     name = flag_name(model, key) if key in typed and key in model.model_fields else key
     where = ".".join([name, *(str(p) for p in loc[1:])])
