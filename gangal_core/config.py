@@ -225,6 +225,17 @@ class RunOptions(ShowsProgress, MixedPrecision, Checkpointed, Seeded, Ranged):
     """Every shared run option; the training commands (pretrain, calibrate) take them all."""
 
 
+class Architectures(CommandConfig):
+    """``--emulator-arch`` and ``--critic-arch``: the networks pretraining and calibration build."""
+
+    emulator_arch: Annotated[str, Flag(TRAINING)] = Field(
+        default="conv", description="Registered emulator architecture."
+    )
+    critic_arch: Annotated[str, Flag(TRAINING)] = Field(
+        default="conv", description="Registered critic architecture (discriminator, Siamese, estimator)."
+    )
+
+
 class CostlySimulator(CommandConfig):
     """What a costly or external simulator needs: a budget, stored simulations, a declaration."""
 
@@ -306,7 +317,7 @@ class SimulateConfig(ShowsProgress, Seeded, Ranged):
     )
 
 
-class PretrainConfig(CostlySimulator, RunOptions):
+class PretrainConfig(CostlySimulator, Architectures, RunOptions):
     """Options of ``gangal pretrain`` (and of the pretraining ``gangal calibrate`` runs first)."""
 
     out: Annotated[Path, Flag(OUTPUT, short="-o")] = Field(
@@ -322,15 +333,9 @@ class PretrainConfig(CostlySimulator, RunOptions):
         default=PretrainRecipe.LIKELIHOOD,
         description="likelihood (fast) or paper (adversarial, with the Siamese critic of eq. 1).",
     )
-    emulator_arch: Annotated[str, Flag(TRAINING)] = Field(
-        default="conv", description="Registered emulator architecture."
-    )
-    critic_arch: Annotated[str, Flag(TRAINING)] = Field(
-        default="conv", description="Registered critic architecture (Siamese)."
-    )
 
 
-class CalibrateConfig(CostlySimulator, RunOptions):
+class CalibrateConfig(CostlySimulator, Architectures, RunOptions):
     """Options of ``gangal calibrate``."""
 
     rounds: Annotated[int | None, Flag(SIMULATIONS)] = Field(
@@ -376,12 +381,6 @@ class CalibrateConfig(CostlySimulator, RunOptions):
     discriminator_input: Annotated[DiscriminatorInput, Flag(TRAINING)] = Field(
         default=DiscriminatorInput.SIMULATED,
         description="simulated: T(G(z)); emulated: E(G(z)), no simulator calls.",
-    )
-    emulator_arch: Annotated[str, Flag(TRAINING)] = Field(
-        default="conv", description="Registered emulator architecture."
-    )
-    critic_arch: Annotated[str, Flag(TRAINING)] = Field(
-        default="conv", description="Registered critic architecture."
     )
     n_samples: Annotated[int, Flag(OUTPUT)] = Field(
         default=10000, ge=2, description="Best-match samples written to samples.csv."

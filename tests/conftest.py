@@ -97,3 +97,28 @@ def builtin_entry_points() -> list[md.EntryPoint]:
     builtins = {"circle", "polynomial", "networks", "stackgan", "galaxyzoo", "synthetic", "isophote"}
     assert {ep.name for ep in eps} == builtins
     return eps
+
+
+@pytest.fixture
+def interrupt_at(monkeypatch: pytest.MonkeyPatch) -> Callable[[int | None], None]:
+    """``interrupt_at(i)``: every training loop is Ctrl-C'ed before its iteration ``i``; ``None`` undoes it.
+
+    The loop saves its checkpoint and raises ``Interrupted`` as it would for a user's Ctrl-C.
+    """
+    from gangal_core.training import TrainingLoop
+
+    real_run = TrainingLoop.run
+
+    def interrupt(iteration: int | None) -> None:
+        if iteration is None:
+            monkeypatch.setattr(TrainingLoop, "run", real_run)
+            return
+
+        def run(loop: TrainingLoop) -> None:
+            step = loop.step
+            loop.step = lambda i: (_ for _ in ()).throw(KeyboardInterrupt) if i == iteration else step(i)
+            real_run(loop)
+
+        monkeypatch.setattr(TrainingLoop, "run", run)
+
+    return interrupt

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from gangal_core.training import Interrupted, Trainer, TrainingLoop
+from gangal_core.training import Interrupted, Trainer
 
 
 class _Regression(Trainer):
@@ -49,22 +49,14 @@ def test_the_state_has_the_documented_parts() -> None:
     assert set(state["generators"]) == {"points"} and state["extra"] == {"seen": 0}
 
 
-def test_an_interrupted_run_resumes_bit_for_bit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_interrupted_run_resumes_bit_for_bit(tmp_path: Path, interrupt_at) -> None:
     straight = _Regression(history_every=1)
     whole = straight.train()
-
-    real_run = TrainingLoop.run
-
-    def stop_at_13(loop: TrainingLoop) -> None:
-        step = loop.step
-        loop.step = lambda i: (_ for _ in ()).throw(KeyboardInterrupt) if i == 13 else step(i)
-        real_run(loop)
-
     checkpoint = tmp_path / "checkpoint.safetensors"
-    monkeypatch.setattr(TrainingLoop, "run", stop_at_13)
+    interrupt_at(13)
     with pytest.raises(Interrupted, match="iteration 13 of 20"):
         _Regression(checkpoint=checkpoint, checkpoint_every=5, history_every=1).train()
-    monkeypatch.setattr(TrainingLoop, "run", real_run)
+    interrupt_at(None)
     torch.manual_seed(99)  # the checkpoint, not the process, decides the dropout stream
     resumed = _Regression(checkpoint=checkpoint, resume=True, history_every=1)
     net = resumed.train()

@@ -12,7 +12,7 @@ from gangal_core.errors import ConfigError
 from gangal_core.plugins import get_registry
 from gangal_core.simulation.bank import SimulationBank
 from gangal_core.simulation.budget import metered
-from gangal_core.training import Interrupted, TrainingLoop
+from gangal_core.training import Interrupted
 
 TINY = {"iterations": 24, "batch_size": 32, "progress": False, "seed": 5}
 
@@ -64,23 +64,14 @@ def test_the_siamese_recipe_needs_repeated_simulations(bank: SimulationBank) -> 
         pretrain(get_registry().simulator("polynomial"), bank=bank, validation=1.0, **TINY)
 
 
-def test_pretraining_from_a_bank_resumes_bit_for_bit(
-    bank: SimulationBank, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_pretraining_from_a_bank_resumes_exactly(bank: SimulationBank, tmp_path: Path, interrupt_at) -> None:
     sim = get_registry().simulator("polynomial")
     whole = pretrain(sim, bank=bank, **TINY)
-    real_run = TrainingLoop.run
-
-    def stop_at_13(loop: TrainingLoop) -> None:
-        step = loop.step
-        loop.step = lambda i: (_ for _ in ()).throw(KeyboardInterrupt) if i == 13 else step(i)
-        real_run(loop)
-
     checkpoint = tmp_path / "checkpoint.safetensors"
-    monkeypatch.setattr(TrainingLoop, "run", stop_at_13)
+    interrupt_at(13)
     with pytest.raises(Interrupted):
         pretrain(sim, bank=bank, checkpoint=checkpoint, checkpoint_every=5, **TINY)
-    monkeypatch.setattr(TrainingLoop, "run", real_run)
+    interrupt_at(None)
     resumed = pretrain(sim, bank=bank, checkpoint=checkpoint, resume=True, **TINY)
     for a, b in zip(resumed.network.state_dict().values(), whole.network.state_dict().values(), strict=True):
         assert torch.equal(a, b)
