@@ -27,7 +27,6 @@ from __future__ import annotations
 import copy
 from abc import abstractmethod
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -89,7 +88,7 @@ class CalibrationTrainer(Trainer):
         emulator: TrainedEmulator,
         true_images: torch.Tensor,
         *,
-        iterations: int,
+        iterations: int = 3000,
         batch_size: int = 256,
         discriminator_input: str = "simulated",
         critic_arch: str = "conv",
@@ -109,10 +108,11 @@ class CalibrationTrainer(Trainer):
         warm_start: dict[str, Any] | None = None,
         **options: Any,
     ) -> None:
+        self.discriminator_images = choose(DISCRIMINATOR_IMAGES, discriminator_input, "--discriminator-input")
+        check_positive(iterations=iterations, batch_size=batch_size, n_samples=n_samples)
         self.batch = GlobalBatch(batch_size)
         super().__init__(iterations=iterations, description=f"calibrating {simulator.name}", **options)
         self.simulator, self.emulator, self.registry = simulator, emulator, registry
-        self.discriminator_images = choose(DISCRIMINATOR_IMAGES, discriminator_input, "--discriminator-input")
         self.critic_arch, self.critic_options = critic_arch, critic_options
         self.learning_rate, self.label_flip, self.n_samples = learning_rate, label_flip, n_samples
         self.discriminator_learning_rate = discriminator_learning_rate
@@ -314,31 +314,8 @@ def calibrate(
     emulator: TrainedEmulator,
     true_images: torch.Tensor,
     *,
-    iterations: int = 3000,
-    batch_size: int = 256,
-    discriminator_input: str = "simulated",
     recipe: str = "default",
-    critic_arch: str = "conv",
-    critic_options: dict[str, Any] | None = None,
-    learning_rate: float = 5e-4,
-    minibatch_std: str = "features",
-    minibatch_group: int = 16,
-    discriminator_learning_rate: float | None = 1e-4,
-    head_learning_rate: float = 1e-3,
-    log_spread: bool = True,
-    noise_size: int = 8,
-    average_from: float = 0.5,
-    snapshots: int = 20,
-    label_flip: float = 0.05,
-    n_samples: int = 10000,
-    seed: int = 0,
-    checkpoint: Path | None = None,
-    checkpoint_every: int = 500,
-    resume: bool = False,
-    progress: bool = True,
-    registry: Any = None,
-    device: str | torch.device = "cpu",
-    precision: str = "float32",
+    **options: Any,
 ) -> CalibrationResult:
     """Learn the distribution of simulator parameters that best matches the true images (eq. 2).
 
@@ -389,37 +366,9 @@ def calibrate(
     CalibrationResult
     """
     trainer = choose(CALIBRATION, recipe, "--recipe")
-    choose(DISCRIMINATOR_IMAGES, discriminator_input, "--discriminator-input")
-    check_positive(iterations=iterations, batch_size=batch_size, n_samples=n_samples)
+    options.pop("log_spread", None)  # the discriminator always reads the spread on a log scale
     check_compatible(simulator, emulator, true_images)
-    return trainer(
-        simulator,
-        emulator,
-        true_images,
-        iterations=iterations,
-        batch_size=batch_size,
-        discriminator_input=discriminator_input,
-        critic_arch=critic_arch,
-        critic_options=critic_options,
-        learning_rate=learning_rate,
-        minibatch_std=minibatch_std,
-        minibatch_group=minibatch_group,
-        discriminator_learning_rate=discriminator_learning_rate,
-        head_learning_rate=head_learning_rate,
-        noise_size=noise_size,
-        average_from=average_from,
-        snapshots=snapshots,
-        label_flip=label_flip,
-        n_samples=n_samples,
-        seed=seed,
-        registry=registry,
-        checkpoint=checkpoint,
-        checkpoint_every=checkpoint_every,
-        resume=resume,
-        progress=progress,
-        device=device,
-        precision=precision,
-    ).train()
+    return trainer(simulator, emulator, true_images, **options).train()
 
 
 def simulated_with_emulator_gradient(

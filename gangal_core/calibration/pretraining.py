@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import copy
 from abc import abstractmethod
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -75,7 +74,7 @@ class Pretraining(Trainer):
         self,
         simulator: Simulator,
         *,
-        iterations: int,
+        iterations: int = 4000,
         batch_size: int = 256,
         emulator_arch: str = "conv",
         emulator_options: dict[str, Any] | None = None,
@@ -91,6 +90,7 @@ class Pretraining(Trainer):
         start: TrainedEmulator | None = None,
         **options: Any,
     ) -> None:
+        check_positive(iterations=iterations, batch_size=batch_size)
         self.batch = GlobalBatch(batch_size)
         self.bank, self.held_out = self._split_bank(bank, validation, seed)
         description = f"pretraining {simulator.name} emulator"
@@ -406,31 +406,7 @@ PRETRAINING: dict[str, type[Pretraining]] = {"likelihood": LikelihoodPretraining
 PRETRAIN_RECIPES = tuple(PRETRAINING)
 
 
-def pretrain(
-    simulator: Simulator,
-    *,
-    iterations: int = 4000,
-    batch_size: int = 256,
-    recipe: str = "likelihood",
-    emulator_arch: str = "conv",
-    emulator_options: dict[str, Any] | None = None,
-    critic_arch: str = "conv",
-    critic_options: dict[str, Any] | None = None,
-    learning_rate: float = 2e-3,
-    label_flip: float = 0.05,
-    estimate_parameters: bool = True,
-    seed: int = 0,
-    bank: SimulationBank | None = None,
-    validation: float = 0.1,
-    start: TrainedEmulator | None = None,
-    checkpoint: Path | None = None,
-    checkpoint_every: int = 500,
-    resume: bool = False,
-    progress: bool = True,
-    registry: Any = None,
-    device: str | torch.device = "cpu",
-    precision: str = "float32",
-) -> TrainedEmulator:
+def pretrain(simulator: Simulator, *, recipe: str = "likelihood", **options: Any) -> TrainedEmulator:
     """Pretrain an emulator of ``simulator`` over its declared parameter ranges (Fig. 3a).
 
     Parameters
@@ -488,28 +464,4 @@ def pretrain(
     -------
     TrainedEmulator
     """
-    trainer = choose(PRETRAINING, recipe, "--recipe")
-    check_positive(iterations=iterations, batch_size=batch_size)
-    return trainer(
-        simulator,
-        iterations=iterations,
-        batch_size=batch_size,
-        emulator_arch=emulator_arch,
-        emulator_options=emulator_options,
-        critic_arch=critic_arch,
-        critic_options=critic_options,
-        learning_rate=learning_rate,
-        label_flip=label_flip,
-        estimate_parameters=estimate_parameters,
-        seed=seed,
-        registry=registry,
-        bank=bank,
-        validation=validation,
-        start=start,
-        checkpoint=checkpoint,
-        checkpoint_every=checkpoint_every,
-        resume=resume,
-        progress=progress,
-        device=device,
-        precision=precision,
-    ).train()
+    return choose(PRETRAINING, recipe, "--recipe")(simulator, **options).train()

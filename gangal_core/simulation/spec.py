@@ -5,24 +5,20 @@ Fortran radiative-transfer code on a cluster, which writes images and a paramete
 still needs to know what they simulate: a name, the image shape, and the parameters with their
 ranges and units.  A small TOML file says it, with no Python code::
 
-    name = "ring"
-    image_shape = [1, 28, 28]
+    name = "calorimeter"
+    image_shape = [1, 32, 32]
 
     [[parameters]]
-    name = "r"
-    low = 6.0
-    high = 10.0
-    unit = "px"
-    description = "ring radius"
-
-    [[parameters]]
-    name = "b"
-    low = 0.7
-    high = 1.1
+    name = "energy"
+    low = 1.0
+    high = 50.0
+    unit = "GeV"
+    description = "energy of the incoming particle"
 
     [reference_truth]        # optional: a known true population, for closure tests
-    r = [8.0, 0.5]
-    b = [0.9, 0.05]
+    energy = [20.0, 3.0]
+
+(``examples/external-simulator/ring.toml`` is a whole one.)
 
 :func:`load_simulator_spec` gives a :class:`Simulator` that has everything but :meth:`simulate`:
 calling it raises a :class:`~gangal_core.errors.ConfigError` that says to train from a bank.
