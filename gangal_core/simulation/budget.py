@@ -87,6 +87,10 @@ class MeteredSimulator(Simulator):
         start = time.perf_counter()
         try:
             return self.inner.simulate(params, generator=generator)
+        except BaseException:
+            with self._lock:  # images that were never made are not spent
+                self.images -= n
+            raise
         finally:
             with self._lock:
                 self.seconds += time.perf_counter() - start

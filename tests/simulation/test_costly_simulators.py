@@ -67,8 +67,10 @@ def test_a_simulators_own_failure_is_still_a_plugin_error() -> None:
         def simulate(self, params, *, generator):
             raise RuntimeError("boom")
 
+    broken = metered(Broken(), limit=10)
     with pytest.raises(PluginError, match="raised RuntimeError"):
-        call_simulator(metered(Broken()), torch.zeros(1, 5), generator=torch.Generator())
+        call_simulator(broken, torch.zeros(4, 5), generator=torch.Generator())
+    assert broken.images == 0 and broken.remaining == 10  # images never made are not spent
 
 
 def test_spec_declares_a_simulator_that_cannot_be_called(tmp_path: Path) -> None:
