@@ -81,7 +81,6 @@ def calibrate_costly(
     rounds: int | None,
     first_bank: float,
     predictive_check: bool,
-    report: Any = None,
 ) -> CostlyRun:
     """Calibrate within ``budget`` simulator images, from ``bank`` and/or new simulations in rounds.
 
@@ -110,7 +109,7 @@ def calibrate_costly(
         calibrate_options={k: training[k] for k in _TRAIN_KEYS},
         iterations=training["iterations"], pretrain_iterations=pretraining["iterations"],
         recipe=training["recipe"], seed=training["seed"], resume=training["resume"],
-        report=report or (lambda line: None),
+        report=_reporter(meter, enabled=training["progress"]),
     )  # fmt: skip
     run.emulator.info.update(meter.usage())
     if folder is not None:
@@ -187,6 +186,22 @@ def emulated_stand_in(emulator: TrainedEmulator, simulator: Simulator) -> Simula
             return emulator.emulate(params, generator=generator)
 
     return Emulated()
+
+
+def _reporter(meter: MeteredSimulator, *, enabled: bool) -> Any:
+    """A line on standard error after each stage: what the simulator has cost so far."""
+    if not enabled:
+        return lambda line: None
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    limit = f" of {meter.limit:,}" if meter.limit is not None else ""
+
+    def report(line: str) -> None:
+        console.print(f"{line} (simulator: {meter.images:,}{limit} images, {meter.seconds:.1f} s)",
+                      highlight=False)  # fmt: skip
+
+    return report
 
 
 def _bank(bank: Any, simulator: Simulator, parameters: str | Path | None) -> SimulationBank | None:
