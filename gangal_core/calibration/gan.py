@@ -4,7 +4,10 @@ Eq. 2 and Fig. 3b of Alonso-Monsalve & Whitehead (2020).  The discriminator D se
 images against
 
 - ``"simulated"`` images T(G(z)) (default; the paper's standard configuration), or
-- ``"emulated"`` images E(G(z)) (no simulator calls in the loop).
+- ``"emulated"`` images E(G(z)) (no simulator calls in the loop), or
+- ``"anchored"`` images: stored simulations T(G0(z)) of an earlier generator G0 at fixed
+  noise ``z``, moved by the emulator's change ``mu_E(G(z)) - mu_E(G0(z))`` (:class:`Anchors`;
+  calibration within a budget, :mod:`gangal_core.calibration.rounds`).
 
 G always learns through the frozen emulator.  With simulated images the generator's
 images are the simulator's own in the forward pass, and the gradient is that of the
@@ -27,6 +30,7 @@ from __future__ import annotations
 import copy
 from abc import abstractmethod
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -48,14 +52,43 @@ __all__ = [
     "DISCRIMINATOR_IMAGES",
     "DISCRIMINATOR_INPUTS",
     "TRAINING_RECIPES",
+    "Anchors",
     "CalibrationTrainer",
     "DefaultCalibration",
     "PaperCalibration",
+    "anchored_images",
     "calibrate",
     "emulated_images",
     "simulated_images",
     "simulated_with_emulator_gradient",
 ]
+
+
+@dataclass(frozen=True)
+class Anchors:
+    """Simulations of a generator's own parameters, to anchor D's input (``"anchored"``).
+
+    With a simulation budget D cannot see fresh simulator images at every step.  Instead a
+    round simulates the parameters ``G0(z)`` of the generator G0 it starts from, at noise
+    ``z`` kept here; each step then shows D, for a draw of these ``z``, the stored image
+    moved by the emulator's predicted change as G learns:
+    ``T(G0(z)) + mu_E(G(z)) - mu_E(G0(z))``.  The images are the simulator's own (its noise,
+    its fine detail) and the emulator supplies only a local difference and the gradient, so
+    emulator errors that D could otherwise learn to spot cancel out.
+
+    Attributes
+    ----------
+    noise : torch.Tensor
+        ``(n, noise_size)`` the generator's inputs ``z``.
+    parameters : torch.Tensor
+        ``(n, P)`` physical parameters ``G0(z)`` that were simulated.
+    images : torch.Tensor
+        ``(n, C, H, W)`` their simulated images, in the simulator's pixel units.
+    """
+
+    noise: torch.Tensor
+    parameters: torch.Tensor
+    images: torch.Tensor
 
 
 class CalibrationTrainer(Trainer):
@@ -74,6 +107,8 @@ class CalibrationTrainer(Trainer):
     discriminator_learning_rate, head_learning_rate, noise_size, average_from, snapshots,
     label_flip, n_samples, seed, registry, warm_start :
         As in :func:`calibrate`.
+    anchors : Anchors, optional
+        Stored simulations of G's own parameters, for ``discriminator_input="anchored"``.
     **options
         Passed to :class:`~gangal_core.training.Trainer` (``checkpoint``, ``resume``,
         ``device``...).
@@ -106,9 +141,12 @@ class CalibrationTrainer(Trainer):
         seed: int = 0,
         registry: Any = None,
         warm_start: dict[str, Any] | None = None,
+        anchors: Anchors | None = None,
         **options: Any,
     ) -> None:
         self.discriminator_images = choose(DISCRIMINATOR_IMAGES, discriminator_input, "--discriminator-input")
+        if (discriminator_input == "anchored") != (anchors is not None):
+            raise ConfigError('discriminator_input "anchored" needs anchors, and anchors need it.')
         check_positive(iterations=iterations, batch_size=batch_size, n_samples=n_samples)
         self.batch = GlobalBatch(batch_size)
         super().__init__(iterations=iterations, description=f"calibrating {simulator.name}", **options)
@@ -139,6 +177,27 @@ class CalibrationTrainer(Trainer):
         self.snapshot_at = {int(v) for v in np.linspace(first, iterations - 1, max(1, snapshots)).round()}
         self.taken: list[dict[str, torch.Tensor]] = []  # generator snapshots for the best-match mixture
         self.ones = torch.ones(self.batch.local, device=dev)
+        self.anchor_noise: torch.Tensor | None = None
+        self.anchor_rows: torch.Tensor | None = None
+        if anchors is not None:
+            self._set_anchors(anchors)
+
+    def _set_anchors(self, anchors: Anchors) -> None:
+        dev = self.device
+        self.anchor_noise = to_device(anchors.noise.float(), dev)
+        self.anchor_images = to_device(self.emulator.scale.normalise(anchors.images.float()), dev)
+        with torch.no_grad():
+            u0 = to_device(self.emulator.to_unit(anchors.parameters.float()), dev)
+            self.anchor_means = torch.cat([self.emulator_network(part)[0].float() for part in u0.split(1024)])
+
+    def noise(self, n: int) -> torch.Tensor:
+        """This process's rows of G's inputs for a step: fresh, or drawn from the anchors' ``z``."""
+        if self.anchor_noise is None:
+            z = torch.randn(n, self.generator.noise_size, generator=self.random)
+            return to_device(z[self.batch.rows], self.device)
+        rows = torch.randint(0, self.anchor_noise.shape[0], (n,), generator=self.random)[self.batch.rows]
+        self.anchor_rows = to_device(rows, self.device)
+        return self.anchor_noise[self.anchor_rows]
 
     def continue_from(self, state: dict[str, Any]) -> None:
         """Start G, D and their optimisers where another run left them (:meth:`networks_state`).
@@ -181,7 +240,7 @@ class CalibrationTrainer(Trainer):
         n, rows, dev, random = self.batch.size, self.batch.rows, self.device, self.random
         D, G = self.discriminator, self.generator
         x_true = to_device(self.true[torch.randint(0, self.true.shape[0], (n,), generator=random)[rows]], dev)
-        u = G(to_device(torch.randn(n, G.noise_size, generator=random)[rows], dev))
+        u = G(self.noise(n))
         with autocast(dev, self.precision):
             mean, std = self.emulator_network(u)
         x_gen = self.discriminator_images(self, u, mean.float(), std.float())
@@ -297,6 +356,14 @@ def emulated_images(
     return mean + std * to_device(eps, trainer.device)
 
 
+def anchored_images(
+    trainer: CalibrationTrainer, u: torch.Tensor, mean: torch.Tensor, std: torch.Tensor
+) -> torch.Tensor:
+    """Stored simulations T(G0(z)) moved by the emulator's change ``mu_E(G(z)) - mu_E(G0(z))``."""
+    rows = trainer.anchor_rows
+    return trainer.anchor_images[rows] + (mean - trainer.anchor_means[rows])
+
+
 #: The calibration recipes by name (``--recipe``).
 CALIBRATION: dict[str, type[CalibrationTrainer]] = {"default": DefaultCalibration, "paper": PaperCalibration}
 #: What D compares with the true images, by name (``--discriminator-input``):
@@ -304,6 +371,7 @@ CALIBRATION: dict[str, type[CalibrationTrainer]] = {"default": DefaultCalibratio
 DISCRIMINATOR_IMAGES: dict[str, Callable[..., torch.Tensor]] = {
     "simulated": simulated_images,
     "emulated": emulated_images,
+    "anchored": anchored_images,
 }
 TRAINING_RECIPES = tuple(CALIBRATION)
 DISCRIMINATOR_INPUTS = tuple(DISCRIMINATOR_IMAGES)

@@ -8,9 +8,14 @@ plans how many):
    (:func:`~gangal_core.calibration.pretraining.pretrain` with ``bank``);
 2. the generator trains against the true images with the discriminator on emulated images
    E(G(z)), which cost no simulator calls;
-3. each later round simulates parameters drawn from the current best match, widened around its
+3. each later round (continuing G from the last, so that its best-match mixture takes
+   generator snapshots from the whole round) simulates parameters drawn from the current best match, widened around its
    mean (and a share uniform over the ranges, in case the best match is still wrong), refines
-   the emulator on every simulation so far, and continues the generator and discriminator.
+   the emulator on every simulation so far, and continues the generator and discriminator;
+4. a share of each later round's simulations are the generator's own parameters ``G0(z)`` at
+   noise ``z`` kept for the round: D then sees these simulator images, moved by the emulator's
+   change as G learns (``"anchored"`` input, :class:`~gangal_core.calibration.gan.Anchors`),
+   so that what D compares with the true images are the simulator's images, not the emulator's.
 
 Every bank is written to the run folder as a ``gangal simulate`` shard folder and every stage
 checkpoints, so a killed run resumes without simulating anything twice.
@@ -32,7 +37,7 @@ from gangal_core.simulation.simulator import Simulator
 from .batches import choose
 from .budget import BudgetPlan
 from .emulator import TrainedEmulator
-from .gan import CALIBRATION, check_compatible
+from .gan import CALIBRATION, Anchors, CalibrationTrainer, check_compatible
 from .pretraining import pretrain
 from .result import CalibrationResult
 
@@ -42,6 +47,8 @@ __all__ = ["RoundsResult", "calibrate_in_rounds", "propose", "round_iterations"]
 WIDEN = 2.0
 #: The share of a round's parameters drawn uniformly over the declared ranges.
 UNIFORM_SHARE = 0.2
+#: The share of a round's simulations that are the generator's own draws (D's anchors).
+ANCHOR_SHARE = 0.5
 
 
 @dataclass
@@ -67,12 +74,9 @@ class RoundsResult:
 
 
 def round_iterations(iterations: int, rounds: int) -> list[int]:
-    """Generator iterations per stage: half for the first, the rest shared by the later rounds."""
-    if rounds == 0:
-        return [iterations]
-    first = max(1, iterations // 2)
-    share, extra = divmod(iterations - first, rounds)
-    return [first, *(max(1, share + (k < extra)) for k in range(rounds))]
+    """Generator iterations per stage: ``iterations`` shared equally by the first and the later rounds."""
+    share, extra = divmod(iterations, rounds + 1)
+    return [max(1, share + (k < extra)) for k in range(rounds + 1)]
 
 
 def propose(
@@ -187,16 +191,21 @@ def calibrate_in_rounds(
     low, high = (b.numpy().astype(np.float64) for b in simulator.bounds())
     trainer, samples, history = None, None, []
     for k, n_round in enumerate((0, *plan.rounds)):
+        anchors = None
         if k > 0:
-            params = propose(samples, n_round, low=low, high=high, seed=seed + 7 * k)
-            bank = bank.concatenate(simulate_bank(simulator, n_round, seed=seed + k, params=params,
-                                                  folder=_bank_folder(folder, k)))  # fmt: skip
+            drawn, params = _round_parameters(trainer, emulator, samples, n_round, low, high, seed + 7 * k)
+            new_bank = simulate_bank(simulator, n_round, seed=seed + k, params=params,
+                                     folder=_bank_folder(folder, k))  # fmt: skip
+            anchors = _stored_anchors(drawn, new_bank)
+            bank = bank.concatenate(new_bank)
             emulator = pretrain(simulator, bank=bank, start=emulator, iterations=refine_iterations,
                                 seed=seed + k, checkpoint=_checkpoint(folder, f"pretrain-{k}"), resume=resume,
                                 **pretrain_options)  # fmt: skip
         warm = None if trainer is None else trainer.networks_state()
         trainer = trainer_cls(simulator, emulator, true_images, iterations=stage_iterations[k],
-                              discriminator_input="emulated", seed=seed + 31 * k, warm_start=warm,
+                              discriminator_input="emulated" if anchors is None else "anchored",
+                              anchors=anchors, average_from=0.5 if k == 0 else 0.0,
+                              seed=seed + 31 * k, warm_start=warm,
                               checkpoint=_checkpoint(folder, f"calibrate-{k}"), resume=resume,
                               **calibrate_options)  # fmt: skip
         result = trainer.train()
@@ -206,6 +215,32 @@ def calibrate_in_rounds(
         report(f"round {k}: {len(bank):,} simulations in the bank; best-match mean "
                + ", ".join(f"{v:.4g}" for v in result.mean))  # fmt: skip
     return RoundsResult(calibration=result, emulator=emulator, bank=bank, rounds=history)
+
+
+def _round_parameters(
+    trainer: CalibrationTrainer,
+    emulator: TrainedEmulator,
+    samples: np.ndarray,
+    n: int,
+    low: np.ndarray,
+    high: np.ndarray,
+    seed: int,
+) -> tuple[Anchors, torch.Tensor]:
+    """A round's parameters: :data:`ANCHOR_SHARE` of G's own draws, the rest :func:`propose`."""
+    n_anchor = round(ANCHOR_SHARE * n)
+    G = trainer.generator
+    z = torch.randn(n_anchor, G.noise_size, generator=torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        own = emulator.to_physical(G(z.to(next(G.parameters()).device)).float().cpu())
+    own = torch.minimum(torch.maximum(own, torch.from_numpy(low).float()), torch.from_numpy(high).float())
+    near = propose(samples, n - n_anchor, low=low, high=high, seed=seed)
+    return Anchors(z, own, torch.empty(0)), torch.cat([own, near])
+
+
+def _stored_anchors(anchors: Anchors, bank: SimulationBank) -> Anchors:
+    """The anchors with their simulated images (the first rows of the round's ``bank``)."""
+    n = anchors.noise.shape[0]
+    return Anchors(anchors.noise, bank.parameters[:n], bank.images[:n])
 
 
 def _bank_folder(folder: Path | None, k: int) -> Path | None:

@@ -1,0 +1,87 @@
+"""Calibration in rounds: anchored discriminator input and each round's parameters."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from gangal_core.calibration import pretrain
+from gangal_core.calibration.gan import Anchors, DefaultCalibration, anchored_images
+from gangal_core.calibration.rounds import ANCHOR_SHARE, _round_parameters, round_iterations
+from gangal_core.errors import ConfigError
+from gangal_core.plugins import get_registry
+from gangal_core.simulation.bank import SimulationBank
+
+TINY = {"iterations": 4, "batch_size": 16, "progress": False, "seed": 3}
+
+
+@pytest.fixture(scope="module")
+def setting():
+    sim = get_registry().simulator("polynomial")
+    gen = torch.Generator().manual_seed(0)
+    params = sim.sample_uniform(200, generator=gen)
+    emulator = pretrain(sim, bank=SimulationBank(params, sim.simulate(params, generator=gen)), **TINY)
+    true = sim.simulate(sim.sample_uniform(64, generator=gen), generator=gen)
+    return sim, emulator, true
+
+
+def _anchored_trainer(sim, emulator, true, n: int = 32) -> DefaultCalibration:
+    first = DefaultCalibration(sim, emulator, true, discriminator_input="emulated", **TINY)
+    z = torch.randn(n, first.generator.noise_size, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        own = emulator.to_physical(first.generator(z))
+    anchors = Anchors(z, own, sim.simulate(own, generator=torch.Generator().manual_seed(2)))
+    return DefaultCalibration(sim, emulator, true, discriminator_input="anchored", anchors=anchors,
+                              warm_start=first.networks_state(), **TINY)  # fmt: skip
+
+
+def test_anchored_images_are_the_simulations_while_the_generator_has_not_moved(setting) -> None:
+    sim, emulator, true = setting
+    trainer = _anchored_trainer(sim, emulator, true)
+    u = trainer.generator(trainer.noise(16))
+    mean, std = trainer.emulator_network(u)
+    x = anchored_images(trainer, u, mean, std)
+    stored = trainer.anchor_images[trainer.anchor_rows]
+    assert torch.allclose(x, stored, atol=1e-5)  # the simulator's own images, not the emulator's
+    assert not torch.allclose(mean, stored, atol=1e-2)
+    # ... and the generator learns through the emulator: the same gradient as emulated images
+    (grad,) = torch.autograd.grad(x.sum(), u)
+    (emulated,) = torch.autograd.grad(trainer.emulator_network(u)[0].sum(), u)
+    assert torch.allclose(grad, emulated)
+
+
+def test_anchored_training_runs_and_draws_only_anchored_noise(setting) -> None:
+    sim, emulator, true = setting
+    trainer = _anchored_trainer(sim, emulator, true, n=8)
+    result = trainer.train()
+    assert np.isfinite(result.samples).all()
+    z = trainer.noise(16)
+    assert all(any(torch.equal(row, a) for a in trainer.anchor_noise) for row in z)
+
+
+def test_anchors_and_the_anchored_input_go_together(setting) -> None:
+    sim, emulator, true = setting
+    with pytest.raises(ConfigError, match="anchored"):
+        DefaultCalibration(sim, emulator, true, discriminator_input="anchored", **TINY)
+
+
+def test_a_rounds_parameters_are_the_generators_own_then_widened_proposals(setting) -> None:
+    sim, emulator, true = setting
+    trainer = DefaultCalibration(sim, emulator, true, discriminator_input="emulated", **TINY)
+    low, high = (b.numpy().astype(np.float64) for b in sim.bounds())
+    samples = trainer.result().samples
+    anchors, params = _round_parameters(trainer, emulator, samples, 101, low, high, 7)
+    n_anchor = round(ANCHOR_SHARE * 101)
+    assert params.shape == (101, 4) and anchors.noise.shape[0] == n_anchor
+    with torch.no_grad():
+        own = emulator.to_physical(trainer.generator(anchors.noise))
+    assert torch.allclose(params[:n_anchor], own, atol=1e-5)
+    assert (params >= torch.from_numpy(low).float()).all() and (params <= torch.from_numpy(high).float()).all()
+
+
+@pytest.mark.parametrize(("iterations", "rounds"), [(3000, 2), (3001, 2), (10, 0), (7, 3)])
+def test_round_iterations_share_the_training_equally(iterations: int, rounds: int) -> None:
+    stages = round_iterations(iterations, rounds)
+    assert len(stages) == rounds + 1 and sum(stages) == iterations
+    assert max(stages) - min(stages) <= 1
