@@ -6,8 +6,8 @@ images against
 - ``"simulated"`` images T(G(z)) (default; the paper's standard configuration), or
 - ``"emulated"`` images E(G(z)) (no simulator calls in the loop), or
 - ``"anchored"`` images: stored simulations T(G0(z)) of an earlier generator G0 at fixed
-  noise ``z``, moved by the emulator's change ``mu_E(G(z)) - mu_E(G0(z))`` (:class:`Anchors`;
-  calibration within a budget, :mod:`gangal_core.calibration.rounds`).
+  noise ``z``, carried to G(z) by the emulator as below (:class:`Anchors`; calibration within
+  a budget, :mod:`gangal_core.calibration.rounds`).
 
 G always learns through the frozen emulator.  With simulated images the generator's
 images are the simulator's own in the forward pass, and the gradient is that of the
@@ -185,10 +185,12 @@ class CalibrationTrainer(Trainer):
     def _set_anchors(self, anchors: Anchors) -> None:
         dev = self.device
         self.anchor_noise = to_device(anchors.noise.float(), dev)
-        self.anchor_images = to_device(self.emulator.scale.normalise(anchors.images.float()), dev)
+        images = to_device(self.emulator.scale.normalise(anchors.images.float()), dev)
         with torch.no_grad():
             u0 = to_device(self.emulator.to_unit(anchors.parameters.float()), dev)
-            self.anchor_means = torch.cat([self.emulator_network(part)[0].float() for part in u0.split(1024)])
+            parts = [self.emulator_network(part) for part in u0.split(1024)]
+        mean0, std0 = (torch.cat([p[i].float() for p in parts]) for i in (0, 1))
+        self.anchor_eps = (images - mean0) / std0  # the noise that makes the emulator draw T(G0(z))
 
     def noise(self, n: int) -> torch.Tensor:
         """This process's rows of G's inputs for a step: fresh, or drawn from the anchors' ``z``."""
@@ -359,9 +361,17 @@ def emulated_images(
 def anchored_images(
     trainer: CalibrationTrainer, u: torch.Tensor, mean: torch.Tensor, std: torch.Tensor
 ) -> torch.Tensor:
-    """Stored simulations T(G0(z)) moved by the emulator's change ``mu_E(G(z)) - mu_E(G0(z))``."""
-    rows = trainer.anchor_rows
-    return trainer.anchor_images[rows] + (mean - trainer.anchor_means[rows])
+    """Stored simulations T(G0(z)) carried to G(z) by the emulator (:func:`simulated_with_emulator_gradient`).
+
+    ``mu_E(G(z)) + sd_E(G(z)) * eps`` with ``eps = (T(G0(z)) - mu_E(G0(z))) / sd_E(G0(z))``
+    held fixed: the simulator's own
+    image while G has not moved, its smooth part moved by the emulator's change of mean, its
+    residual (noise, fine detail) scaled by the emulator's change of spread, so that
+    parameters of the noise learn too.
+    """
+    eps = trainer.anchor_eps[trainer.anchor_rows]
+    clipped = eps.clamp(-8, 8)  # as in simulated_with_emulator_gradient: for the gradient only
+    return mean + std * clipped + (std * (eps - clipped)).detach()
 
 
 #: The calibration recipes by name (``--recipe``).

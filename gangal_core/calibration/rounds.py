@@ -8,8 +8,9 @@ plans how many):
    (:func:`~gangal_core.calibration.pretraining.pretrain` with ``bank``);
 2. the generator trains against the true images with the discriminator on emulated images
    E(G(z)), which cost no simulator calls;
-3. each later round (continuing G from the last, so that its best-match mixture takes
-   generator snapshots from the whole round) simulates parameters drawn from the current best match, widened around its
+3. each later round (continuing G from the last; the best match mixes the generator's
+   snapshots from the whole of every later round, as a run without a budget mixes those of
+   its second half) simulates parameters drawn from the current best match, widened around its
    mean (and a share uniform over the ranges, in case the best match is still wrong), refines
    the emulator on every simulation so far, and continues the generator and discriminator;
 4. a share of each later round's simulations are the generator's own parameters ``G0(z)`` at
@@ -202,12 +203,14 @@ def calibrate_in_rounds(
                                 seed=seed + k, checkpoint=_checkpoint(folder, f"pretrain-{k}"), resume=resume,
                                 **pretrain_options)  # fmt: skip
         warm = None if trainer is None else trainer.networks_state()
+        earlier = trainer.taken if trainer is not None and k > 1 else []
         trainer = trainer_cls(simulator, emulator, true_images, iterations=stage_iterations[k],
                               discriminator_input="emulated" if anchors is None else "anchored",
                               anchors=anchors, average_from=0.5 if k == 0 else 0.0,
                               seed=seed + 31 * k, warm_start=warm,
                               checkpoint=_checkpoint(folder, f"calibrate-{k}"), resume=resume,
                               **calibrate_options)  # fmt: skip
+        trainer.taken[:0] = earlier  # the best match mixes the snapshots of every anchored round
         result = trainer.train()
         samples = result.samples
         history.append({"round": k, "simulations": n_round if k else len(bank),

@@ -32,8 +32,10 @@ def _anchored_trainer(sim, emulator, true, n: int = 32) -> DefaultCalibration:
     with torch.no_grad():
         own = emulator.to_physical(first.generator(z))
     anchors = Anchors(z, own, sim.simulate(own, generator=torch.Generator().manual_seed(2)))
-    return DefaultCalibration(sim, emulator, true, discriminator_input="anchored", anchors=anchors,
-                              warm_start=first.networks_state(), **TINY)  # fmt: skip
+    trainer = DefaultCalibration(sim, emulator, true, discriminator_input="anchored", anchors=anchors,
+                                 warm_start=first.networks_state(), **TINY)  # fmt: skip
+    trainer.anchors = anchors
+    return trainer
 
 
 def test_anchored_images_are_the_simulations_while_the_generator_has_not_moved(setting) -> None:
@@ -42,13 +44,28 @@ def test_anchored_images_are_the_simulations_while_the_generator_has_not_moved(s
     u = trainer.generator(trainer.noise(16))
     mean, std = trainer.emulator_network(u)
     x = anchored_images(trainer, u, mean, std)
-    stored = trainer.anchor_images[trainer.anchor_rows]
-    assert torch.allclose(x, stored, atol=1e-5)  # the simulator's own images, not the emulator's
+    stored = emulator.scale.normalise(trainer.anchors.images)[trainer.anchor_rows]
+    assert torch.allclose(x, stored, atol=1e-4)  # the simulator's own images, not the emulator's
     assert not torch.allclose(mean, stored, atol=1e-2)
-    # ... and the generator learns through the emulator: the same gradient as emulated images
-    (grad,) = torch.autograd.grad(x.sum(), u)
-    (emulated,) = torch.autograd.grad(trainer.emulator_network(u)[0].sum(), u)
+    # ... and the generator learns through the emulator, mean and spread
+    (grad,) = torch.autograd.grad(x.sum(), u, retain_graph=True)
+    eps = trainer.anchor_eps[trainer.anchor_rows].clamp(-8, 8)
+    (emulated,) = torch.autograd.grad((mean + std * eps).sum(), u)
     assert torch.allclose(grad, emulated)
+
+
+def test_anchored_images_follow_the_emulators_change_of_mean_and_spread(setting) -> None:
+    sim, emulator, true = setting
+    trainer = _anchored_trainer(sim, emulator, true)
+    z = trainer.noise(16)
+    eps = trainer.anchor_eps[trainer.anchor_rows]
+    with torch.no_grad():
+        for p in trainer.generator.parameters():
+            p.add_(0.05)  # G moves away from G0
+        u = trainer.generator(z)
+        mean, std = trainer.emulator_network(u)
+        x = anchored_images(trainer, u, mean, std)
+    assert torch.allclose(x, mean + std * eps, atol=1e-5)
 
 
 def test_anchored_training_runs_and_draws_only_anchored_noise(setting) -> None:
@@ -77,7 +94,8 @@ def test_a_rounds_parameters_are_the_generators_own_then_widened_proposals(setti
     with torch.no_grad():
         own = emulator.to_physical(trainer.generator(anchors.noise))
     assert torch.allclose(params[:n_anchor], own, atol=1e-5)
-    assert (params >= torch.from_numpy(low).float()).all() and (params <= torch.from_numpy(high).float()).all()
+    lo, hi = torch.from_numpy(low).float(), torch.from_numpy(high).float()
+    assert (params >= lo).all() and (params <= hi).all()
 
 
 @pytest.mark.parametrize(("iterations", "rounds"), [(3000, 2), (3001, 2), (10, 0), (7, 3)])
