@@ -210,7 +210,9 @@ def _column_values(column: Any, declared: str, path: Path, option: str, owner: s
     mask = np.ma.getmaskarray(column)
     if mask.any():
         row = int(np.argmax(mask)) + 1
-        raise ConfigError(f"{option} {path}, row {row}: column {name!r} has no value there (a masked or NaN cell).")
+        raise ConfigError(
+            f"{option} {path}, row {row}: column {name!r} has no value there (a masked or NaN cell)."
+        )
     values = np.asarray(np.ma.getdata(column), dtype=np.float64)
     if column.unit is None:
         return values
