@@ -157,7 +157,8 @@ def _print_calibration(console: Console, cfg: CalibrateConfig, doc: dict[str, An
             f"`gangal check --run {cfg.out} --simulations YOUR_IMAGES`.", highlight=False
         )
     console.print(
-        f"Wrote {cfg.out}/calibration.json, samples.csv and plots in {doc['seconds']:.0f} s ({phases}).",
+        f"Wrote {cfg.out}/calibration.json, samples.csv, samples.ecsv and plots in {doc['seconds']:.0f} s "
+        f"({phases}).",
         highlight=False,
     )
 

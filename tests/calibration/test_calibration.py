@@ -372,6 +372,7 @@ def circle_run(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("run") / "circle"
     result = _run("calibrate", "--simulator", "circle", "--out", out, *TINY_RUN)
     assert result.exit_code == 0, result.output
+    (out.parent / "printed.txt").write_text(result.output)
     return out
 
 
@@ -393,6 +394,26 @@ def test_calibrate_writes_results_plots_and_a_table(circle_run) -> None:
     check = doc["predictive_check"]
     assert doc["predictive_auc"] == check["auc"] and 0 <= check["auc"] <= 1 and check["auc_err"] > 0
     assert check["n_train"] == check["n_test"] == 150 and isinstance(check["flagged"], bool)
+
+
+def test_calibrate_writes_units_correlations_an_ecsv_and_a_corner_plot(circle_run) -> None:
+    from astropy.table import Table
+
+    doc = json.loads((circle_run / "calibration.json").read_text())
+    assert {v["unit"] for v in doc["parameters"].values()} == {"px", ""}  # n and b are unitless
+    assert doc["parameters"]["r"]["unit"] == "px"
+    samples = Table.read(circle_run / "samples.ecsv")
+    assert samples.colnames == doc["correlation"]["parameters"] == ["x0", "y0", "r", "n", "b"]
+    assert str(samples["r"].unit) == "px" and samples["n"].unit is None
+    assert samples["r"].description == "radius of the ring" and samples.meta["simulator"] == "circle"
+    with open(circle_run / "samples.csv") as fh:
+        rows = np.array(list(csv.reader(fh))[1:], dtype=float)
+    np.testing.assert_array_equal(np.column_stack([samples[n] for n in samples.colnames]), rows)
+    matrix = np.array(doc["correlation"]["matrix"], dtype=float)
+    np.testing.assert_allclose(matrix, np.corrcoef(rows, rowvar=False), atol=1e-3)
+    assert (circle_run / "corner.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    printed = " ".join((circle_run.parent / "printed.txt").read_text().split())
+    assert "x0 [px]" in printed and "r [px]" in printed and "samples.ecsv" in printed
 
 
 def test_calibrate_refuses_to_overwrite_a_run(circle_run) -> None:
