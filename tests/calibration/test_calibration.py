@@ -474,6 +474,22 @@ def test_calibrate_bad_options_are_named(tmp_path, args, message) -> None:
     assert "Traceback" not in result.output
 
 
+def test_true_params_in_a_unit_that_cannot_be_converted_are_refused(tmp_path) -> None:
+    import astropy.units as u
+    from astropy.table import Table
+
+    np.save(tmp_path / "true.npy", np.zeros((3, 1, 28, 28), dtype=np.float32))
+    columns = {"x0": [18.0] * 3 * u.s, "y0": [18.0] * 3 * u.pix, "r": [8.0] * 3, "n": [0.1] * 3,
+               "b": [0.9] * 3}  # fmt: skip
+    Table(columns).write(tmp_path / "true.ecsv")
+    args = ["--true-data", tmp_path / "true.npy", "--true-params", tmp_path / "true.ecsv"]
+    result = _run("calibrate", "--simulator", "circle", "--out", tmp_path / "r", *TINY_RUN, *args)
+    assert result.exit_code == 2, result.output
+    text = " ".join(result.output.split())
+    assert "--true-params" in text and "true.ecsv" in text
+    assert "column 'x0' is in 's', which cannot be converted to 'px'" in text
+
+
 def test_pretrain_and_emulate_commands(tmp_path) -> None:
     emu_dir = tmp_path / "emu"
     result = _run(
@@ -497,6 +513,14 @@ def test_pretrain_and_emulate_commands(tmp_path) -> None:
     assert result.exit_code == 0, result.output
     images = np.load(tmp_path / "i.npy")
     assert images.shape == (2, 1, 28, 28) and np.isfinite(images).all()
+    from astropy.table import Table
+
+    table = Table({"xsteps": [9.0, 8.0], "c": [0.5, 0.4], "m": [1.5, 1.0], "x0": [10.0, 9.0]})
+    table.write(tmp_path / "p.ecsv")
+    ecsv_args = ["--params", tmp_path / "p.ecsv", "--out", tmp_path / "e.npy"]
+    result = _run("emulate", "--emulator", emu_dir, *ecsv_args)
+    assert result.exit_code == 0, result.output
+    np.testing.assert_array_equal(np.load(tmp_path / "e.npy"), images)  # the same parameters, read from ECSV
     half_args = ["--out", tmp_path / "h.npy", "--precision", "bfloat16"]
     result = _run("emulate", "--emulator", emu_dir, "--params", tmp_path / "p.csv", *half_args)
     assert result.exit_code == 0, result.output
