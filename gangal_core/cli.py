@@ -158,7 +158,7 @@ def pretrain(cfg: PretrainConfig) -> None:
 def calibrate(cfg: CalibrateConfig) -> None:
     """Find the simulator-parameter distribution that best matches the true images.
 
-    Writes calibration.json (best-match mean and std per parameter, with the truth when known), samples.csv, and plots into --out, and prints a table like the paper's Tables I/II.
+    Writes calibration.json (best-match mean and std per parameter with its unit, the truth when known, the correlation matrix), samples.csv and samples.ecsv (with units), and plots (corner.png among them) into --out, and prints a table like the paper's Tables I/II.
     """  # noqa: E501
     from gangal_core.calibration.run import run_calibrate
 

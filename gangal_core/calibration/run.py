@@ -157,7 +157,8 @@ def _print_calibration(console: Console, cfg: CalibrateConfig, doc: dict[str, An
             f"`gangal check --run {cfg.out} --simulations YOUR_IMAGES`.", highlight=False
         )
     console.print(
-        f"Wrote {cfg.out}/calibration.json, samples.csv and plots in {doc['seconds']:.0f} s ({phases}).",
+        f"Wrote {cfg.out}/calibration.json, samples.csv, samples.ecsv and plots in {doc['seconds']:.0f} s "
+        f"({phases}).",
         highlight=False,
     )
 
@@ -232,8 +233,9 @@ def run_emulate(cfg: EmulateConfig, *, console: Console | None = None) -> Path:
         raise ConfigError(f"--out {cfg.out}: the folder {cfg.out.parent} does not exist.")
     emu = load_emulator(cfg.emulator)
     owner = types.SimpleNamespace(
-        name=f"{emu.simulator} (emulated)", parameter_names=lambda: emu.parameter_names
-    )
+        name=f"{emu.simulator} (emulated)", parameter_names=lambda: emu.parameter_names,
+        parameters=[types.SimpleNamespace(unit=p.get("unit", "")) for p in emu.parameters],
+    )  # fmt: skip
     params = read_parameter_csv(cfg.params, owner)
     lo = np.array([p["low"] for p in emu.parameters])
     hi = np.array([p["high"] for p in emu.parameters])

@@ -2,6 +2,8 @@
 
 - :mod:`.images`: the one image reader every command uses (``.npy``, ``.npz``, FITS, PNG/JPEG,
   safetensors, folders and ``gangal simulate`` output).
+- :mod:`.tables`: parameter tables as CSV, ECSV and FITS, with units.
+- :mod:`.fits_headers`: the provenance cards of every FITS file gangal writes.
 - :mod:`.atomic`: a file either does not exist yet or is complete.
 - :mod:`.checkpoint`: training state in safetensors plus JSON, never pickle.
 - :mod:`.weights`: network weights checked against the network their metadata describes.

@@ -89,8 +89,9 @@ def load_bank(
     simulator : Simulator
         The simulator the bank must match: parameter names and image shape.
     parameters : path-like, optional
-        The parameter CSV of plain images.  By default ``parameters.csv`` inside an image folder;
-        beside an image file ``NAME.EXT``, ``NAME.csv`` or else ``parameters.csv``.
+        The parameter table (CSV, ECSV or FITS) of plain images.  By default ``parameters.csv``
+        (or ``parameters.ecsv``) inside an image folder; beside an image file ``NAME.EXT``,
+        ``NAME.csv``, ``NAME.ecsv``, ``parameters.csv`` or ``parameters.ecsv``, the first found.
     option : str, optional
         The option named in error messages.
 
@@ -170,14 +171,15 @@ def _read_simulate_npy(path: Path, names: list[str], option: str) -> tuple[np.nd
 def _parameter_file(path: Path, parameters: str | Path | None, option: str) -> Path:
     if parameters is not None:
         return Path(parameters)
-    guesses = [path / "parameters.csv"] if path.is_dir() else [path.with_suffix(".csv"),
-                                                                path.parent / "parameters.csv"]  # fmt: skip
+    # a CSV first, as before ECSV tables were read; then its ECSV sibling (which carries units)
+    stems = [path / "parameters"] if path.is_dir() else [path.with_suffix(""), path.parent / "parameters"]
+    guesses = [stem.with_name(stem.name + suffix) for stem in stems for suffix in (".csv", ".ecsv")]
     found = next((g for g in guesses if g.is_file()), None)
     if found is None:
         raise ConfigError(
-            f"{option} {path}: no parameter table found (looked for {' and '.join(map(str, guesses))}). "
-            "Give the images' parameters as a CSV whose header names the simulator's parameters, one row "
-            "per image (--bank-parameters)."
+            f"{option} {path}: no parameter table found (looked for {', '.join(map(str, guesses))}). "
+            "Give the images' parameters as a CSV, ECSV or FITS table whose columns name the simulator's "
+            "parameters, one row per image (--bank-parameters)."
         )
     return found
 

@@ -10,7 +10,6 @@ finished shards, and re-running the same command finishes the rest.
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import os
@@ -56,45 +55,18 @@ def chunk_generator(seed: int, chunk: int) -> torch.Generator:
 
 
 def read_parameter_csv(path: Path, simulator: Simulator, *, option: str = "--params") -> np.ndarray:
-    """Read a CSV of parameters whose header names the simulator's parameters (any order)."""
-    names = list(simulator.parameter_names())
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as fh:  # -sig: spreadsheets write a BOM
-            reader = csv.reader(fh)
-            header = [h.strip() for h in next(reader, [])]
-            rows = [row for row in reader if row and any(cell.strip() for cell in row)]
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise ConfigError(f"{option} {path}: cannot read it as CSV ({exc}).") from exc
-    repeated = sorted({h for h in header if header.count(h) > 1})
-    if repeated:
-        raise ConfigError(f"{option} {path}: the header names {', '.join(repeated)} more than once.")
-    missing = [n for n in names if n not in header]
-    extra = [h for h in header if h not in names]
-    if missing or extra:
-        raise ConfigError(
-            f"{option} {path}: the header must name the parameters of simulator {simulator.name!r}: "
-            f"{', '.join(names)}. Found header {header}"
-            + (f"; missing {missing}" if missing else "")
-            + (f"; unknown {extra}" if extra else "")
-            + "."
-        )
-    if not rows:
-        raise ConfigError(f"{option} {path}: the file has a header but no rows of parameters.")
-    order = [header.index(n) for n in names]
-    values = np.empty((len(rows), len(names)), dtype=np.float64)
-    for i, row in enumerate(rows):
-        if len(row) != len(header):
-            raise ConfigError(
-                f"{option} {path}, line {i + 2}: expected {len(header)} values, found {len(row)}."
-            )
-        try:
-            values[i] = [float(row[j]) for j in order]
-        except ValueError as exc:
-            raise ConfigError(f"{option} {path}, line {i + 2}: {exc}.") from exc
-    bad = ~np.isfinite(values).all(axis=1)
-    if bad.any():
-        raise ConfigError(f"{option} {path}, line {int(np.argmax(bad)) + 2}: values must be finite numbers.")
-    return values.astype(np.float32)
+    """Read a table of parameters whose columns name the simulator's parameters (any order).
+
+    CSV, ECSV or FITS (:func:`gangal_core.io.tables.read_parameter_table`): a column with a unit
+    is converted to the unit the simulator declares, or refused when it cannot be.  Returns
+    ``(n, P)`` float32 in the simulator's column order.
+    """
+    from gangal_core.io.tables import read_parameter_table
+
+    declared = getattr(simulator, "parameters", None)
+    units = [getattr(p, "unit", "") or "" for p in declared] if declared else None
+    return read_parameter_table(path, simulator.parameter_names(), units=units, option=option,
+                                owner=f"simulator {simulator.name!r}")  # fmt: skip
 
 
 @dataclass(frozen=True)

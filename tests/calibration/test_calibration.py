@@ -372,6 +372,7 @@ def circle_run(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("run") / "circle"
     result = _run("calibrate", "--simulator", "circle", "--out", out, *TINY_RUN)
     assert result.exit_code == 0, result.output
+    (out.parent / "printed.txt").write_text(result.output)
     return out
 
 
@@ -393,6 +394,26 @@ def test_calibrate_writes_results_plots_and_a_table(circle_run) -> None:
     check = doc["predictive_check"]
     assert doc["predictive_auc"] == check["auc"] and 0 <= check["auc"] <= 1 and check["auc_err"] > 0
     assert check["n_train"] == check["n_test"] == 150 and isinstance(check["flagged"], bool)
+
+
+def test_calibrate_writes_units_correlations_an_ecsv_and_a_corner_plot(circle_run) -> None:
+    from astropy.table import Table
+
+    doc = json.loads((circle_run / "calibration.json").read_text())
+    assert {v["unit"] for v in doc["parameters"].values()} == {"px", ""}  # n and b are unitless
+    assert doc["parameters"]["r"]["unit"] == "px"
+    samples = Table.read(circle_run / "samples.ecsv")
+    assert samples.colnames == doc["correlation"]["parameters"] == ["x0", "y0", "r", "n", "b"]
+    assert str(samples["r"].unit) == "px" and samples["n"].unit is None
+    assert samples["r"].description == "radius of the ring" and samples.meta["simulator"] == "circle"
+    with open(circle_run / "samples.csv") as fh:
+        rows = np.array(list(csv.reader(fh))[1:], dtype=float)
+    np.testing.assert_array_equal(np.column_stack([samples[n] for n in samples.colnames]), rows)
+    matrix = np.array(doc["correlation"]["matrix"], dtype=float)
+    np.testing.assert_allclose(matrix, np.corrcoef(rows, rowvar=False), atol=1e-3)
+    assert (circle_run / "corner.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    printed = " ".join((circle_run.parent / "printed.txt").read_text().split())
+    assert "x0 [px]" in printed and "r [px]" in printed and "samples.ecsv" in printed
 
 
 def test_calibrate_refuses_to_overwrite_a_run(circle_run) -> None:
@@ -453,6 +474,22 @@ def test_calibrate_bad_options_are_named(tmp_path, args, message) -> None:
     assert "Traceback" not in result.output
 
 
+def test_true_params_in_a_unit_that_cannot_be_converted_are_refused(tmp_path) -> None:
+    import astropy.units as u
+    from astropy.table import Table
+
+    np.save(tmp_path / "true.npy", np.zeros((3, 1, 28, 28), dtype=np.float32))
+    columns = {"x0": [18.0] * 3 * u.s, "y0": [18.0] * 3 * u.pix, "r": [8.0] * 3, "n": [0.1] * 3,
+               "b": [0.9] * 3}  # fmt: skip
+    Table(columns).write(tmp_path / "true.ecsv")
+    args = ["--true-data", tmp_path / "true.npy", "--true-params", tmp_path / "true.ecsv"]
+    result = _run("calibrate", "--simulator", "circle", "--out", tmp_path / "r", *TINY_RUN, *args)
+    assert result.exit_code == 2, result.output
+    text = " ".join(result.output.split())
+    assert "--true-params" in text and "true.ecsv" in text
+    assert "column 'x0' is in 's', which cannot be converted to 'px'" in text
+
+
 def test_pretrain_and_emulate_commands(tmp_path) -> None:
     emu_dir = tmp_path / "emu"
     result = _run(
@@ -476,6 +513,14 @@ def test_pretrain_and_emulate_commands(tmp_path) -> None:
     assert result.exit_code == 0, result.output
     images = np.load(tmp_path / "i.npy")
     assert images.shape == (2, 1, 28, 28) and np.isfinite(images).all()
+    from astropy.table import Table
+
+    table = Table({"xsteps": [9.0, 8.0], "c": [0.5, 0.4], "m": [1.5, 1.0], "x0": [10.0, 9.0]})
+    table.write(tmp_path / "p.ecsv")
+    ecsv_args = ["--params", tmp_path / "p.ecsv", "--out", tmp_path / "e.npy"]
+    result = _run("emulate", "--emulator", emu_dir, *ecsv_args)
+    assert result.exit_code == 0, result.output
+    np.testing.assert_array_equal(np.load(tmp_path / "e.npy"), images)  # the same parameters, read from ECSV
     half_args = ["--out", tmp_path / "h.npy", "--precision", "bfloat16"]
     result = _run("emulate", "--emulator", emu_dir, "--params", tmp_path / "p.csv", *half_args)
     assert result.exit_code == 0, result.output
