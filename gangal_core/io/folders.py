@@ -1,4 +1,4 @@
-"""The one place an output folder is checked and made, for every command.
+"""The one place an output folder or file is checked (and a folder made), for every command.
 
 A command writes into a folder it may resume, extend or must not touch.  The rules differ a
 little between commands, so they are arguments here rather than five copies:
@@ -14,16 +14,23 @@ evaluate        ``evaluation.json`` is there
 simulate        ``manifest.json`` is there       resumed when the manifest describes the same
                                                  run; a folder of other files is refused
 ==============  ===============================  ==============================================
+
+A file output (``gangal simulate --out rings.fits``, ``gangal emulate --out x.npz``) is checked
+by :func:`prepare_output_file`: one that exists is refused unless it holds this very run, or
+``--overwrite`` says to replace it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from gangal_core.runtime.api import ArgumentError, arg
 
-__all__ = ["prepare_output_folder"]
+from .writers import image_file_parts, read_file_description
+
+__all__ = ["prepare_output_file", "prepare_output_folder", "run_differences"]
 
 
 def prepare_output_folder(
@@ -100,3 +107,77 @@ def prepare_output_folder(
     if create:
         folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+def prepare_output_file(
+    path: str | Path,
+    *,
+    argument: str = "out",
+    overwrite: bool = False,
+    description: Mapping[str, Any] | None = None,
+    identity: Sequence[str] = (),
+    holds: str = "gangal output",
+) -> Path:
+    """Check that the image file ``path`` (and any sidecar of it) may be written.
+
+    Parameters
+    ----------
+    path : path-like
+        The output file: ``.npy`` (with its sidecars ``NAME.parameters.npy`` and ``NAME.json``),
+        ``.npz`` or FITS (:func:`~gangal_core.io.writers.image_file_parts`).
+    argument : str, optional
+        The argument (``--out`` on the command line) named in messages.
+    overwrite : bool, optional
+        Replace whatever is there.
+    description : mapping, optional
+        The description this run writes with the file (its ``"format"`` included).  An existing
+        file whose own description (:func:`~gangal_core.io.writers.read_file_description`) has
+        the same format and the same ``identity`` fields holds this very run, and may be written
+        again.  None: an existing file is always refused.
+    identity : sequence of str, optional
+        The fields of ``description`` that make the run (seed, sizes...).
+    holds : str, optional
+        What the run is, in messages (``"gangal simulation"``).
+
+    Returns
+    -------
+    Path
+        ``path``.
+
+    Raises
+    ------
+    ArgumentError
+        A :class:`~gangal_core.errors.ConfigError` naming ``argument``: ``path`` is a folder, its
+        folder does not exist, or it exists and holds another run or files gangal did not write.
+    """
+    path = Path(path)
+    name = arg(argument)
+    if path.is_dir():
+        raise ArgumentError(
+            f"{name} {path}: is a folder, but a name ending in {path.suffix} is one file; "
+            f"choose another {name}."
+        )
+    if not path.parent.is_dir():
+        raise ArgumentError(f"{name} {path}: the folder {path.parent} does not exist.")
+    found = [p for p in image_file_parts(path) if p.exists()]
+    if not found or overwrite:
+        return path
+    old = None if description is None else read_file_description(path)
+    remedy = f"pass {arg('overwrite', python='overwrite=True')} to replace it, or choose another {name}."
+    if old is None:
+        what = "it" if found[0] == path else f"{found[0].name} beside it"
+        unknown = "" if description is None else f", and holds no {holds} gangal wrote"
+        raise ArgumentError(f"{name} {path}: {what} already exists{unknown}. P{remedy[1:]}")
+    diff = run_differences(old, description, ["format", *identity])
+    if diff:
+        raise ArgumentError(
+            f"{name} {path} holds a different {holds} ({diff}). Re-run with the same options to write it "
+            f"again, {remedy}"
+        )
+    return path
+
+
+def run_differences(old: Mapping[str, Any], new: Mapping[str, Any], fields: Sequence[str]) -> str:
+    """``"seed: 0 there, 1 now, n: ..."``: how the run an output holds (``old``) differs from this one."""
+    changed = [k for k in fields if old.get(k) != new.get(k)]
+    return ", ".join(f"{k}: {old.get(k)!r} there, {new.get(k)!r} now" for k in changed)
