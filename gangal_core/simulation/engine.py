@@ -27,10 +27,10 @@ import torch
 
 from gangal_core import __version__
 from gangal_core.errors import ConfigError
-from gangal_core.io.atomic import atomic_write_json, fsync_dir
+from gangal_core.io.atomic import fsync_dir
 from gangal_core.io.writers import file_format
 
-from .outputs import PACKED, output_kind, pack_output, prepare_output, remove_staging, staging_path
+from .outputs import output_kind, pack_output, prepare_output, remove_staging, staging_path
 from .simulator import Parameter, Simulator, call_simulator
 
 if TYPE_CHECKING:
@@ -492,7 +492,7 @@ def run_simulation(
         params = np.ascontiguousarray(params, dtype=np.float32)  # the contract: float32 in
     if kind is not None and shard is not None:
         raise ConfigError(f"--shard needs a folder --out (shards are files); {out.name} is one file.")
-    _check_disk_space(out, n, simulator, shard, copies=2 if kind in PACKED else 1)
+    _check_disk_space(out, n, simulator, shard, copies=2 if kind in ("npz", "fits") else 1)
     plan = SimulationPlan(n=n, seed=seed, chunk_size=chunk_size, shard_size=shard_size)
     digest = None
     if params is not None:
@@ -502,24 +502,22 @@ def run_simulation(
     summary = SimulationSummary(out, simulator.name, tuple(simulator.image_shape),
                                 tuple(simulator.parameters), plan, digest)  # fmt: skip
     prepare_output(summary, overwrite=overwrite)
-    streamed = staging_path(out) if kind in PACKED else out
+    streamed = out if kind is None else staging_path(out)  # a file appears, complete, at the end
     files, chunk_files, chunks = _layout(simulator, plan, streamed, shard)
     try:
         _run_chunks(_Writer(simulator, plan, files, chunk_files, params), chunks, workers, progress)
     except BaseException:
-        if kind in PACKED:
+        if kind is not None:
             remove_staging(streamed)
         raise
     written = sum(f.count for f in files if f.image_bytes)
     summary = replace(summary, written=written, skipped=n - written if shard is None else None,
-                      files=(str(out),) if kind in PACKED else
+                      files=(str(out),) if kind is not None else
                       tuple(str(f.path) for f in files if f.image_bytes))  # fmt: skip
-    if kind in PACKED:
-        pack_output(summary, streamed)
-    elif kind == "npy":
-        atomic_write_json(out.with_suffix(".json"), summary.to_dict())
-    else:
+    if kind is None:
         fsync_dir(out)
+    else:
+        pack_output(summary, streamed)
     return summary
 
 

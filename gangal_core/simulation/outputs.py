@@ -7,14 +7,16 @@ that name.  An output holding this very run is resumed (a folder) or written aga
 holding another run, or files gangal did not write, is refused, unless ``--overwrite`` replaces
 a file.
 
-An ``.npz`` or FITS file is packed from ``.npy`` files the engine streams next to it under
-hidden names, so it is written in bounded memory, and appears, complete, only at the end.
+A file is made from ``.npy`` files the engine streams next to it under hidden names: an ``.npy``
+output takes them by renaming, an ``.npz`` or FITS file is packed from them in bounded memory.
+Either appears, complete, only at the end; until then a file it replaces is as it was.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -30,10 +32,8 @@ from gangal_core.runtime.api import command_line_names
 if TYPE_CHECKING:
     from .engine import SimulationSummary
 
-__all__ = ["PACKED", "output_kind", "pack_output", "prepare_output", "staging_path"]
+__all__ = ["output_kind", "pack_output", "prepare_output", "remove_staging", "staging_path"]
 
-#: The file formats packed at the end from streamed ``.npy`` files.
-PACKED = ("npz", "fits")
 FLAGS = {"out": "--out", "overwrite": "--overwrite"}
 
 
@@ -66,8 +66,6 @@ def prepare_output(summary: SimulationSummary, *, overwrite: bool = False) -> No
         with command_line_names(FLAGS):
             prepare_output_file(out, overwrite=overwrite, description=summary.to_dict(), identity=list(key),
                                 holds="gangal simulation run")  # fmt: skip
-        if overwrite and file_format(out) == "npy":  # no description of the old run beside the new files
-            image_file_parts(out)[2].unlink(missing_ok=True)
         return
 
     def same_folder(folder: Path) -> None:
@@ -93,13 +91,24 @@ def prepare_output(summary: SimulationSummary, *, overwrite: bool = False) -> No
 
 
 def staging_path(out: Path) -> Path:
-    """The hidden ``.npy`` file the images of a packed output are streamed to (parameters beside it)."""
+    """The hidden ``.npy`` file the images of a file output are streamed to (parameters beside it)."""
     return out.with_name(f".{out.name}.images.npy")
 
 
 def pack_output(summary: SimulationSummary, staging: Path) -> None:
-    """Write ``summary.out`` (``.npz`` or FITS) from the streamed ``staging`` files, then remove them."""
+    """Make ``summary.out`` from the streamed ``staging`` files, which then go.
+
+    An ``.npy`` output takes them by renaming, its description last; an ``.npz`` or FITS file is
+    written from them.  Until then, a file that was there (``--overwrite``) is as it was.
+    """
     try:
+        if file_format(summary.out) == "npy":
+            images, parameters, description = image_file_parts(summary.out)
+            description.unlink(missing_ok=True)  # no description of an older run beside the new files
+            os.replace(staging, images)
+            os.replace(staging.with_suffix(".parameters.npy"), parameters)
+            atomic_write_json(description, summary.to_dict())
+            return
         images = np.load(staging, mmap_mode="r")
         parameters = np.load(staging.with_suffix(".parameters.npy"), mmap_mode="r")
         write_image_file(summary.out, images, parameters=parameters,

@@ -148,11 +148,21 @@ def test_overwrite_never_replaces_a_folder_of_shards(tmp_path: Path) -> None:
     assert _files(tmp_path / "rings") == before
 
 
-def test_a_crash_leaves_neither_the_packed_file_nor_its_staging(tmp_path: Path) -> None:
-    for suffix in (".fits", ".npz"):
+def test_a_crash_leaves_neither_the_file_nor_its_staging(tmp_path: Path) -> None:
+    for suffix in (".fits", ".npz", ".npy"):
         with pytest.raises(PluginError):
             run_simulation(CrashesOnThirdChunk(), n=80, out=tmp_path / f"c{suffix}", chunk_size=16, workers=1)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("suffix", [".npy", ".npz", ".fits"])
+def test_a_crash_while_overwriting_keeps_the_old_output(tmp_path: Path, suffix: str) -> None:
+    out = tmp_path / f"c{suffix}"
+    run_simulation(CircleSimulator(), n=80, out=out, chunk_size=16, seed=1)
+    before = _files(tmp_path)
+    with pytest.raises(PluginError):
+        run_simulation(CrashesOnThirdChunk(), n=80, out=out, chunk_size=16, workers=1, overwrite=True)
+    assert _files(tmp_path) == before
 
 
 def test_the_python_api_refuses_and_overwrites_by_keyword(tmp_path: Path) -> None:
