@@ -122,10 +122,23 @@ def command(model: type[CommandConfig]) -> Callable[[Callable[[Any], None]], Cal
     """Register ``run(cfg)`` as the command of its name, with ``model``'s fields as its options."""
 
     def register(run: Callable[[Any], None]) -> Callable[[Any], None]:
-        app.command(cls=options.OptionsCommand)(user_errors(options.derive_command(model, run)))
+        app.command(cls=options.OptionsCommand)(user_errors(options.derive_command(model, _tidy(run))))
         return run
 
     return register
+
+
+def _tidy(run: Callable[[Any], None]) -> Callable[[Any], None]:
+    """``run(cfg)``, leaving no empty ``--out`` folder behind when it fails."""
+
+    @functools.wraps(run)
+    def tidy(cfg: Any) -> None:
+        from gangal_core.io.folders import removing_empty_folders  # not at import: --help stays fast
+
+        with removing_empty_folders(getattr(cfg, "out", None)):
+            return run(cfg)
+
+    return tidy
 
 
 @command(SimulateConfig)

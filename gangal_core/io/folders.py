@@ -15,6 +15,9 @@ simulate        ``manifest.json`` is there       resumed when the manifest descr
                                                  run; a folder of other files is refused
 ==============  ===============================  ==============================================
 
+A run that fails leaves no empty folder behind (:func:`removing_empty_folders`, around every
+command): the folders it made and left empty go, never one that was there before or holds anything.
+
 A file output (``gangal simulate --out rings.fits``, ``gangal emulate --out x.npz``) is checked
 by :func:`prepare_output_file`: one that exists is refused unless it holds this very run, or
 ``--overwrite`` says to replace it.
@@ -22,7 +25,9 @@ by :func:`prepare_output_file`: one that exists is refused unless it holds this 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import contextlib
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +35,7 @@ from gangal_core.runtime.api import ArgumentError, arg
 
 from .writers import image_file_parts, read_file_description
 
-__all__ = ["prepare_output_file", "prepare_output_folder", "run_differences"]
+__all__ = ["prepare_output_file", "prepare_output_folder", "removing_empty_folders", "run_differences"]
 
 
 def prepare_output_folder(
@@ -181,3 +186,50 @@ def run_differences(old: Mapping[str, Any], new: Mapping[str, Any], fields: Sequ
     """``"seed: 0 there, 1 now, n: ..."``: how the run an output holds (``old``) differs from this one."""
     changed = [k for k in fields if old.get(k) != new.get(k)]
     return ", ".join(f"{k}: {old.get(k)!r} there, {new.get(k)!r} now" for k in changed)
+
+
+@contextlib.contextmanager
+def removing_empty_folders(*paths: str | os.PathLike | None) -> Iterator[None]:
+    """If the block fails, remove each of ``paths`` that it made and left empty.
+
+    Parameters
+    ----------
+    *paths : path-like or None
+        Outputs of the block (folders, or files whose folders it may make); None is skipped.
+
+    Notes
+    -----
+    Only what did not exist before the block can go: an output folder it made, the empty
+    folders inside it, and the parent folders it made for it; each only while empty (a hidden
+    file, a ``.part`` left by a killed write, counts as content).  A folder that was there
+    before, or that holds anything, is never touched.
+    """
+    before = {Path(p): _nearest_existing(Path(p)) for p in paths if p is not None}
+    try:
+        yield
+    except BaseException:
+        for path, existed in before.items():
+            if existed != path:
+                _remove_empty(path, up_to=existed)
+        raise
+
+
+def _nearest_existing(path: Path) -> Path:
+    """``path`` if it exists, else its nearest existing parent folder."""
+    return next((p for p in (path, *path.parents) if p.exists() or p.is_symlink()), Path.cwd())
+
+
+def _remove_empty(path: Path, *, up_to: Path) -> None:
+    """Remove the empty folders in and at ``path`` (made by the run), then its new parents below ``up_to``."""
+    if not path.is_dir() or path.is_symlink():
+        return
+    for folder, _, _ in os.walk(path, topdown=False):  # deepest first; a symlink is not followed
+        with contextlib.suppress(OSError):  # not empty: someone's files, kept
+            os.rmdir(folder)
+    for parent in path.parents:
+        if parent == up_to or not parent.is_dir():
+            break
+        try:
+            os.rmdir(parent)
+        except OSError:
+            break
