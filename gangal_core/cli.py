@@ -83,6 +83,11 @@ def _root(
 @app.command(cls=options.OptionsCommand)
 @user_errors
 def plugins(
+    simulator: Annotated[
+        str | None,
+        typer.Option("--simulator", "-s", help="Show this simulator's parameters: ranges, units, truth.",
+                     show_default=False),
+    ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print JSON for scripts instead of a table.", metavar="")
     ] = False,
@@ -90,6 +95,9 @@ def plugins(
     """List every registered simulator, network architecture, data source, refiner and evaluator."""
     from gangal_core.plugins import get_registry
 
+    if simulator is not None:
+        _describe_simulator(simulator, as_json=as_json)
+        return
     things = get_registry().all()
     if as_json:
         rows = [
@@ -116,6 +124,33 @@ def plugins(
     for t in things:
         table.add_row(t.name, t.kind.replace("_", " "), t.distribution, t.version)
     out.print(table)
+
+
+def _describe_simulator(name: str, *, as_json: bool) -> None:
+    """``gangal plugins --simulator NAME``: its parameters as a table, or JSON."""
+    from gangal_core.plugins import describe_simulator
+
+    doc = describe_simulator(name)
+    if as_json:
+        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+        return
+    origin = f"{doc['distribution']} {doc['version']}".strip()
+    shape = "x".join(map(str, doc["image_shape"]))
+    caption = doc["summary"].replace("``", "") or None  # the docstring's reST quotes, not for a terminal
+    table = Table(title=f"simulator {doc['name']} ({origin}): {shape} images", caption=caption)
+    table.add_column("parameter", no_wrap=True)
+    table.add_column("range", no_wrap=True)
+    table.add_column("unit", no_wrap=True)
+    table.add_column("truth", no_wrap=True)
+    table.add_column("description", ratio=1)
+    for p in doc["parameters"]:
+        known = p["reference_truth"]
+        truth = f"{known['mean']:g} ± {known['std']:g}" if known else "-"
+        table.add_row(p["name"], f"{p['low']:g} to {p['high']:g}", p["unit"] or "-", truth, p["description"])
+    out.print(table)
+    if doc["reference_truth"]:
+        out.print("truth: the simulator's reference population (mean ± std); gangal calibrate without "
+                  "--true-data builds its true images from it.", highlight=False)  # fmt: skip
 
 
 def command(model: type[CommandConfig]) -> Callable[[Callable[[Any], None]], Callable[[Any], None]]:
