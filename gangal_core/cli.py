@@ -35,7 +35,7 @@ app = typer.Typer(
     "and grow image sets with chained GANs.",
     rich_markup_mode="rich",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion, --show-completion: typer imports nothing heavy for them
     pretty_exceptions_enable=False,
     cls=options.OptionsGroup,
 )
