@@ -40,6 +40,7 @@ __all__ = [
     "file_format",
     "image_file_parts",
     "read_file_description",
+    "read_file_parameters",
     "write_image_file",
 ]
 
@@ -146,6 +147,45 @@ def read_file_description(path: str | os.PathLike) -> dict[str, Any] | None:
         found = json.loads(text)
         return found if isinstance(found, dict) else None
     return None
+
+
+def read_file_parameters(path: str | os.PathLike) -> tuple[np.ndarray, list[str]]:
+    """The parameters :func:`write_image_file` stored with ``path``, and their names.
+
+    Returns
+    -------
+    parameters : numpy.ndarray
+        float32 ``(N, P)``.
+    names : list of str
+        The ``P`` column names.
+
+    Raises
+    ------
+    ValueError
+        ``path`` holds no parameters gangal wrote; the message says why.
+    """
+    path = Path(path)
+    kind = file_format(path)
+    try:
+        if kind == "npy":
+            names = [str(n) for n in json.loads(path.with_suffix(".json").read_text())["parameter_names"]]
+            values = np.load(path.with_suffix(".parameters.npy"), allow_pickle=False)
+        elif kind == "npz":
+            with np.load(path, allow_pickle=False) as archive:
+                values, names = archive["parameters"], [str(n) for n in archive["parameter_names"]]
+        else:
+            from astropy.io import fits
+
+            with fits.open(path) as hdul:
+                table = hdul["PARAMETERS"]
+                names = list(table.columns.names)
+                values = np.column_stack([np.asarray(table.data[n]) for n in names])
+    except Exception as exc:  # any library's failure: the file holds no parameters it can give
+        raise ValueError(f"no parameters gangal wrote ({type(exc).__name__}: {exc})") from exc
+    values = np.asarray(values, dtype=np.float32)
+    if values.ndim != 2 or values.shape[1] != len(names):
+        raise ValueError(f"parameters of shape {values.shape} for {len(names)} names")
+    return values, names
 
 
 # ---- the formats ------------------------------------------------------------------------------

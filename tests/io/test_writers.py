@@ -14,6 +14,7 @@ from gangal_core.io.writers import (
     file_format,
     image_file_parts,
     read_file_description,
+    read_file_parameters,
     write_image_file,
 )
 
@@ -36,6 +37,20 @@ def test_each_format_reads_back_exactly(tmp_path: Path, suffix: str) -> None:
     np.testing.assert_array_equal(read_images(path), images)
     assert read_file_description(path) == DESCRIPTION
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in image_file_parts(path))
+
+
+@pytest.mark.parametrize("suffix", [".npy", ".npz", ".fits"])
+def test_parameters_read_back_with_their_names(tmp_path: Path, suffix: str) -> None:
+    images, params = _arrays()
+    path = tmp_path / f"out{suffix}"
+    write_image_file(path, images, parameters=params, parameter_names=NAMES,
+                     description={"parameter_names": NAMES})  # fmt: skip
+    values, names = read_file_parameters(path)
+    np.testing.assert_array_equal(values, params)
+    assert names == NAMES
+    write_image_file(tmp_path / f"bare{suffix}", images)
+    with pytest.raises(ValueError, match="no parameters gangal wrote"):
+        read_file_parameters(tmp_path / f"bare{suffix}")
 
 
 def test_fits_file_is_valid_with_a_parameter_table_and_units(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from gangal_circle import CircleSimulator
 from gangal_core.errors import ConfigError, PluginError
 from gangal_core.io.images import read_images
 from gangal_core.io.writers import read_file_description
+from gangal_core.simulation.bank import load_bank
 from gangal_core.simulation.engine import run_simulation
 
 from .test_simulation import CrashesOnThirdChunk, _assert_user_error, _cli, _expected
@@ -86,6 +87,16 @@ def test_a_folder_named_like_a_file_is_refused(tmp_path: Path) -> None:
 
 def test_a_shard_of_a_file_output_is_refused(tmp_path: Path) -> None:
     _assert_user_error(_cli(*RUN, "--out", tmp_path / "r.fits", "--shard", "0/2"), "--shard", "r.fits")
+
+
+@pytest.mark.parametrize("suffix", [".fits", ".npz", ".npy"])
+def test_a_file_output_is_a_bank_with_its_parameters(tmp_path: Path, suffix: str) -> None:
+    out = tmp_path / f"bank{suffix}"
+    assert _cli(*RUN, "--out", out).exit_code == 0
+    bank = load_bank(out, CircleSimulator())
+    expected, expected_params = _expected(CircleSimulator(), 40, seed=2, chunk_size=16)
+    np.testing.assert_array_equal(bank.images.numpy(), expected)
+    np.testing.assert_array_equal(bank.parameters.numpy(), expected_params)
 
 
 # ---- outputs that already exist ------------------------------------------------------------------
