@@ -226,7 +226,7 @@ def check(cfg: CheckConfig) -> None:
 
 @command(EmulateConfig)
 def emulate(cfg: EmulateConfig) -> None:
-    """Use a pretrained emulator as a fast simulator: parameters CSV in, images .npy out."""
+    """Use a pretrained emulator as a fast simulator: parameters CSV in, images out (.npy, .npz, FITS)."""
     from gangal_core.calibration.run import run_emulate
 
     run_emulate(cfg, console=out)
