@@ -52,7 +52,18 @@ _FITS_BLOCK = 2880
 
 
 def file_format(path: str | os.PathLike) -> str | None:
-    """``"npy"``, ``"npz"`` or ``"fits"`` for a path :func:`write_image_file` writes, else None."""
+    """The format :func:`write_image_file` writes to ``path``.
+
+    Parameters
+    ----------
+    path : path-like
+        An output path; only its suffix counts, in any case.
+
+    Returns
+    -------
+    str or None
+        ``"npy"``, ``"npz"`` or ``"fits"``; None for any other suffix.
+    """
     return FILE_FORMATS.get(Path(path).suffix.lower())
 
 
@@ -62,7 +73,18 @@ def describe_file_formats() -> str:
 
 
 def image_file_parts(path: str | os.PathLike) -> tuple[Path, ...]:
-    """Every file an output ``path`` consists of: the ``.npy`` file and its two sidecars, or the one file."""
+    """Every file an output ``path`` consists of.
+
+    Parameters
+    ----------
+    path : path-like
+        An output path of :func:`write_image_file`.
+
+    Returns
+    -------
+    tuple of Path
+        ``(NAME.npy, NAME.parameters.npy, NAME.json)`` for an ``.npy`` path; ``(path,)`` otherwise.
+    """
     path = Path(path)
     if file_format(path) == "npy":
         return path, path.with_suffix(".parameters.npy"), path.with_suffix(".json")
@@ -127,8 +149,16 @@ def write_image_file(
 def read_file_description(path: str | os.PathLike) -> dict[str, Any] | None:
     """The description :func:`write_image_file` stored with ``path``, or None if there is none.
 
-    None also for a file gangal did not write, or one it cannot read: the caller decides what
-    an unknown file means.
+    Parameters
+    ----------
+    path : path-like
+        An ``.npy`` (its ``NAME.json`` is read), ``.npz`` or FITS file.
+
+    Returns
+    -------
+    dict or None
+        The description; None also for a file gangal did not write, or one it cannot read:
+        the caller decides what an unknown file means.
     """
     path = Path(path)
     kind = file_format(path)
@@ -151,6 +181,11 @@ def read_file_description(path: str | os.PathLike) -> dict[str, Any] | None:
 
 def read_file_parameters(path: str | os.PathLike) -> tuple[np.ndarray, list[str]]:
     """The parameters :func:`write_image_file` stored with ``path``, and their names.
+
+    Parameters
+    ----------
+    path : path-like
+        An ``.npy`` (with its ``NAME.parameters.npy`` and ``NAME.json``), ``.npz`` or FITS file.
 
     Returns
     -------

@@ -47,7 +47,6 @@ __all__ = [
 ]
 
 FORMAT = "gangal-simulation"
-MANIFEST = "manifest.json"
 
 
 def chunk_generator(seed: int, chunk: int) -> torch.Generator:

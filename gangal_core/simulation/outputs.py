@@ -40,6 +40,16 @@ FLAGS = {"out": "--out", "overwrite": "--overwrite"}
 def output_kind(out: Path) -> str | None:
     """``"npy"``, ``"npz"`` or ``"fits"`` for a file output, None for a folder of shards.
 
+    Parameters
+    ----------
+    out : Path
+        The run's ``--out``.
+
+    Returns
+    -------
+    str or None
+        The file format its suffix names (case-insensitively), or None for a folder.
+
     Raises
     ------
     ConfigError
@@ -60,6 +70,18 @@ def prepare_output(summary: SimulationSummary, *, overwrite: bool = False) -> No
 
     A folder holding this run is resumed; a file holding it is written again; another run, or
     files gangal did not write, are refused, except that ``overwrite`` replaces a file.
+
+    Parameters
+    ----------
+    summary : SimulationSummary
+        The run, before anything is simulated.
+    overwrite : bool, optional
+        Let a file output that holds something else be replaced (``--overwrite``).
+
+    Raises
+    ------
+    ConfigError
+        Naming ``--out``, what it holds and how to go on.
     """
     key, out = summary.run_key(), summary.out
     if output_kind(out) is not None:
@@ -91,7 +113,18 @@ def prepare_output(summary: SimulationSummary, *, overwrite: bool = False) -> No
 
 
 def staging_path(out: Path) -> Path:
-    """The hidden ``.npy`` file the images of a file output are streamed to (parameters beside it)."""
+    """The hidden ``.npy`` file the images of a file output are streamed to.
+
+    Parameters
+    ----------
+    out : Path
+        The output file.
+
+    Returns
+    -------
+    Path
+        ``.NAME.images.npy`` beside ``out``; the parameters go to ``.NAME.images.parameters.npy``.
+    """
     return out.with_name(f".{out.name}.images.npy")
 
 
@@ -100,6 +133,13 @@ def pack_output(summary: SimulationSummary, staging: Path) -> None:
 
     An ``.npy`` output takes them by renaming, its description last; an ``.npz`` or FITS file is
     written from them.  Until then, a file that was there (``--overwrite``) is as it was.
+
+    Parameters
+    ----------
+    summary : SimulationSummary
+        The finished run; its :meth:`~SimulationSummary.to_dict` is the file's description.
+    staging : Path
+        :func:`staging_path` of ``summary.out``, complete.
     """
     try:
         if file_format(summary.out) == "npy":
@@ -121,7 +161,13 @@ def pack_output(summary: SimulationSummary, staging: Path) -> None:
 
 
 def remove_staging(staging: Path) -> None:
-    """Remove the streamed files of a packed output, whether the run finished or not."""
+    """Remove the streamed files of a file output, whether the run finished or not.
+
+    Parameters
+    ----------
+    staging : Path
+        :func:`staging_path` of the output.
+    """
     for part in (staging, staging.with_suffix(".parameters.npy")):
         with contextlib.suppress(FileNotFoundError):
             part.unlink()
