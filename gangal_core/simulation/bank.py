@@ -5,7 +5,8 @@ A costly simulator is run once, often on a cluster and often by a program gangal
 calibration.  A bank is read from
 
 - a ``gangal simulate`` output: a ``.npy`` file with its ``.parameters.npy`` and ``.json``
-  sidecars, or a folder of safetensors shards with ``manifest.json`` (a Slurm array's output);
+  sidecars, an ``.npz`` or FITS file holding its parameters, or a folder of safetensors shards
+  with ``manifest.json`` (a Slurm array's output);
 - any images :func:`~gangal_core.io.images.read_images` reads (a FITS or PNG folder, ``.npy``,
   ``.npz``...) and a parameter CSV whose header names the simulator's parameters, one row per
   image in the order the images are read (files sorted by name).
@@ -84,8 +85,8 @@ def load_bank(
     Parameters
     ----------
     path : path-like
-        A ``gangal simulate`` output (``.npy`` or a shard folder), or images in any format
-        gangal reads.
+        A ``gangal simulate`` output (``.npy``, ``.npz``, FITS or a shard folder), or images in
+        any format gangal reads.
     simulator : Simulator
         The simulator the bank must match: parameter names and image shape.
     parameters : path-like, optional
@@ -114,6 +115,8 @@ def load_bank(
         params = _reorder(params, found, names, path, option)
     elif path.suffix == ".npy" and path.with_suffix(".json").is_file() and parameters is None:
         images, params = _read_simulate_npy(path, names, option)
+    elif parameters is None and _simulated_file(path):
+        images, params = _read_simulate_file(path, names, option)
     else:
         images = _check_shape(read_images(path, what=f"{option} images"), simulator, path, option)
         params = _read_parameter_table(_parameter_file(path, parameters, option), simulator, option)
@@ -166,6 +169,26 @@ def _read_simulate_npy(path: Path, names: list[str], option: str) -> tuple[np.nd
 
     images = read_images(path, what=f"{option} images")
     return images, _reorder(np.asarray(params, dtype=np.float32), found, names, path, option)
+
+
+def _simulated_file(path: Path) -> bool:
+    """An ``.npz`` or FITS file written by ``gangal simulate``."""
+    from gangal_core.io.writers import file_format, read_file_description
+
+    found = read_file_description(path) if file_format(path) in ("npz", "fits") else None
+    return found is not None and str(found.get("format", "")).startswith("gangal-simulation-")
+
+
+def _read_simulate_file(path: Path, names: list[str], option: str) -> tuple[np.ndarray, np.ndarray]:
+    from gangal_core.io.images import read_images
+    from gangal_core.io.writers import read_file_parameters
+
+    try:
+        params, found = read_file_parameters(path)
+    except ValueError as exc:
+        raise ConfigError(f"{option} {path}: a `gangal simulate` file, but it holds {exc}.") from None
+    images = read_images(path, what=f"{option} images")
+    return images, _reorder(params, found, names, path, option)
 
 
 def _parameter_file(path: Path, parameters: str | Path | None, option: str) -> Path:

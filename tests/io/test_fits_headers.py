@@ -44,3 +44,19 @@ def test_the_data_are_written_unchanged(tmp_path: Path, dtype) -> None:
         assert hdul[0].data.dtype.newbyteorder("=") == np.dtype(dtype).newbyteorder("=")
         np.testing.assert_array_equal(hdul[0].data, data)
     np.testing.assert_array_equal(read_images(path)[:, 0], data.astype(np.float32))  # 3 images of 8x8
+
+
+def test_simulate_fits_output_carries_the_provenance_cards(tmp_path) -> None:
+    from astropy.io import fits
+    from typer.testing import CliRunner
+
+    from gangal_core.cli import app
+
+    out = tmp_path / "rings.fits"
+    result = CliRunner().invoke(app, ["simulate", "-s", "circle", "-n", "8", "--seed", "3", "--out", str(out),
+                                      "--no-progress"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    header = fits.getheader(out)
+    assert header["CREATOR"] == "gangal simulate" and header["SEED"] == 3 and header["GANGALV"]
+    assert [header[f"PNAME{i}"] for i in range(1, 6)] == ["x0", "y0", "r", "n", "b"]
+    assert header["PUNIT1"] == "px"
