@@ -217,7 +217,7 @@ class ShowsProgress(CommandConfig):
 
     # how a run looks, not what it computes: left out of the options a run records
     progress: Annotated[bool, Flag(RUN)] = Field(
-        default=True, exclude=True, description="Show a progress bar."
+        default=True, exclude=True, description="Show progress: a bar on a terminal, lines in a log."
     )
 
 

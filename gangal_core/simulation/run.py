@@ -39,8 +39,8 @@ def run_simulate(cfg: SimulateConfig, *, console: Console | None = None) -> Simu
     shard = parse_shard(cfg.shard) if cfg.shard is not None else None  # --shard "" is an error
     start = time.perf_counter()
     done = 0
-    shown = getattr(cfg, "progress", True) and Console(stderr=True).is_terminal
-    with progress_bar(enabled=shown, fields=("rate",), transient=True) as bar:
+    # a terminal gets a bar that vanishes when done; a log (Slurm, a pipe) gets progress lines
+    with progress_bar(enabled=getattr(cfg, "progress", True), fields=("rate",), transient=True) as bar:
         task = bar.add_task(f"simulate {sim.name}", total=n, rate="")
 
         def advance(count: int) -> None:

@@ -27,9 +27,11 @@ from gangal_core.calibration.networks import (
     ParameterGenerator,
     Siamese,
 )
+from gangal_core.calibration.pretraining import PRETRAINING
 from gangal_core.cli import app
 from gangal_core.errors import ConfigError
 from gangal_core.plugins import get_registry
+from gangal_core.simulation.budget import metered
 from gangal_core.training import Interrupted
 
 TINY_EMU = {"width": 8, "hidden": 32}
@@ -179,6 +181,15 @@ def test_paper_recipe_pretrains_with_a_siamese_network() -> None:
     assert set(values) == {"siamese", "emulator", "rmse", "estimator"}
     assert all(np.isfinite(v).all() for v in values.values())
     assert values["rmse"][-1] < values["rmse"][0]  # fooling the Siamese network pulls E towards T
+
+
+@pytest.mark.parametrize("recipe", ["likelihood", "paper"])
+def test_pretraining_counts_the_simulator_images_it_makes(recipe: str) -> None:
+    meter = metered(Blob())
+    trainer = PRETRAINING[recipe](meter, iterations=12, batch_size=32, emulator_options=TINY_EMU,
+                                  critic_options=TINY_CRITIC, progress=False)  # fmt: skip
+    trainer.train()
+    assert trainer.simulator_images(12) == meter.images == 4096 + 12 * 32 * (2 if recipe == "paper" else 1)
 
 
 def test_unknown_recipe_and_architecture_are_named() -> None:
@@ -414,6 +425,30 @@ def test_calibrate_writes_units_correlations_an_ecsv_and_a_corner_plot(circle_ru
     assert (circle_run / "corner.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     printed = " ".join((circle_run.parent / "printed.txt").read_text().split())
     assert "x0 [px]" in printed and "r [px]" in printed and "samples.ecsv" in printed
+
+
+def test_calibrate_writes_the_losses_of_both_trainings_to_metrics_csv(circle_run) -> None:
+    runs = {"metrics.csv": ["D", "G"], "emulator/metrics.csv": ["nll", "rmse", "estimator"]}
+    for name, losses in runs.items():
+        path = circle_run / name
+        with open(path, newline="") as fh:
+            header, *rows = list(csv.reader(fh))
+        assert header == ["iteration", "seconds", *losses]
+        assert [int(r[0]) for r in rows] == [10, 20, 30]  # TINY_RUN: 30 iterations each
+        assert all(np.isfinite([float(v) for v in r[1:]]).all() for r in rows)
+
+
+def test_pretrain_in_a_batch_log_prints_progress_lines(tmp_path) -> None:
+    args = ["--iterations", 20, "--batch-size", 32, "--out", tmp_path / "emu"]
+    result = _run("pretrain", "--simulator", "polynomial", *args)
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.output.splitlines() if line.startswith("[gangal] ")]
+    stage = "[gangal] pretraining polynomial emulator"
+    assert lines[0] == f"{stage}: 0/20 (0%) | 4,096 simulator images | 0:00 elapsed"
+    last = lines[-1]
+    assert last.startswith(f"{stage}: 20/20 (100%) | nll ") and " rmse " in last
+    assert last.endswith(" | 4,736 simulator images | " + last.split(" | ")[-1]) and last.endswith(", done")
+    assert (tmp_path / "emu" / "metrics.csv").exists()
 
 
 def test_calibrate_refuses_to_overwrite_a_run(circle_run) -> None:
