@@ -35,7 +35,7 @@ app = typer.Typer(
     "and grow image sets with chained GANs.",
     rich_markup_mode="rich",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion, --show-completion: typer imports nothing heavy for them
     pretty_exceptions_enable=False,
     cls=options.OptionsGroup,
 )
@@ -83,6 +83,11 @@ def _root(
 @app.command(cls=options.OptionsCommand)
 @user_errors
 def plugins(
+    simulator: Annotated[
+        str | None,
+        typer.Option("--simulator", "-s", help="Show this simulator's parameters: ranges, units, truth.",
+                     show_default=False),
+    ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print JSON for scripts instead of a table.", metavar="")
     ] = False,
@@ -90,6 +95,9 @@ def plugins(
     """List every registered simulator, network architecture, data source, refiner and evaluator."""
     from gangal_core.plugins import get_registry
 
+    if simulator is not None:
+        _describe_simulator(simulator, as_json=as_json)
+        return
     things = get_registry().all()
     if as_json:
         rows = [
@@ -118,14 +126,54 @@ def plugins(
     out.print(table)
 
 
+def _describe_simulator(name: str, *, as_json: bool) -> None:
+    """``gangal plugins --simulator NAME``: its parameters as a table, or JSON."""
+    from gangal_core.plugins import describe_simulator
+
+    doc = describe_simulator(name)
+    if as_json:
+        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+        return
+    origin = f"{doc['distribution']} {doc['version']}".strip()
+    shape = "x".join(map(str, doc["image_shape"]))
+    caption = doc["summary"].replace("``", "") or None  # the docstring's reST quotes, not for a terminal
+    table = Table(title=f"simulator {doc['name']} ({origin}): {shape} images", caption=caption)
+    table.add_column("parameter", no_wrap=True)
+    table.add_column("range", no_wrap=True)
+    table.add_column("unit", no_wrap=True)
+    table.add_column("truth", no_wrap=True)
+    table.add_column("description", ratio=1)
+    for p in doc["parameters"]:
+        known = p["reference_truth"]
+        truth = f"{known['mean']:g} ± {known['std']:g}" if known else "-"
+        table.add_row(p["name"], f"{p['low']:g} to {p['high']:g}", p["unit"] or "-", truth, p["description"])
+    out.print(table)
+    if doc["reference_truth"]:
+        out.print("truth: the simulator's reference population (mean ± std); gangal calibrate without "
+                  "--true-data builds its true images from it.", highlight=False)  # fmt: skip
+
+
 def command(model: type[CommandConfig]) -> Callable[[Callable[[Any], None]], Callable[[Any], None]]:
     """Register ``run(cfg)`` as the command of its name, with ``model``'s fields as its options."""
 
     def register(run: Callable[[Any], None]) -> Callable[[Any], None]:
-        app.command(cls=options.OptionsCommand)(user_errors(options.derive_command(model, run)))
+        app.command(cls=options.OptionsCommand)(user_errors(options.derive_command(model, _tidy(run))))
         return run
 
     return register
+
+
+def _tidy(run: Callable[[Any], None]) -> Callable[[Any], None]:
+    """``run(cfg)``, leaving no empty ``--out`` folder behind when it fails."""
+
+    @functools.wraps(run)
+    def tidy(cfg: Any) -> None:
+        from gangal_core.io.folders import removing_empty_folders  # not at import: --help stays fast
+
+        with removing_empty_folders(getattr(cfg, "out", None)):
+            return run(cfg)
+
+    return tidy
 
 
 @command(SimulateConfig)
@@ -158,7 +206,7 @@ def pretrain(cfg: PretrainConfig) -> None:
 def calibrate(cfg: CalibrateConfig) -> None:
     """Find the simulator-parameter distribution that best matches the true images.
 
-    Writes calibration.json (best-match mean and std per parameter, with the truth when known), samples.csv, and plots into --out, and prints a table like the paper's Tables I/II.
+    Writes calibration.json (best-match mean and std per parameter with its unit, the truth when known, the correlation matrix), samples.csv and samples.ecsv (with units), and plots (corner.png among them) into --out, and prints a table like the paper's Tables I/II.
     """  # noqa: E501
     from gangal_core.calibration.run import run_calibrate
 
@@ -178,7 +226,7 @@ def check(cfg: CheckConfig) -> None:
 
 @command(EmulateConfig)
 def emulate(cfg: EmulateConfig) -> None:
-    """Use a pretrained emulator as a fast simulator: parameters CSV in, images .npy out."""
+    """Use a pretrained emulator as a fast simulator: parameters CSV in, images out (.npy, .npz, FITS)."""
     from gangal_core.calibration.run import run_emulate
 
     run_emulate(cfg, console=out)

@@ -217,7 +217,18 @@ class ShowsProgress(CommandConfig):
 
     # how a run looks, not what it computes: left out of the options a run records
     progress: Annotated[bool, Flag(RUN)] = Field(
-        default=True, exclude=True, description="Show a progress bar."
+        default=True, exclude=True, description="Show progress: a bar on a terminal, lines in a log."
+    )
+
+
+class Overwrites(CommandConfig):
+    """``--overwrite``: for commands whose ``--out`` is a file."""
+
+    # what may be replaced, not what is computed: left out of the options a run records
+    overwrite: Annotated[bool, Flag(OUTPUT, negatable=False)] = Field(
+        default=False,
+        exclude=True,
+        description="Replace an --out file that holds another run or files gangal did not write.",
     )
 
 
@@ -290,7 +301,7 @@ class CostlySimulator(CommandConfig):
 Simulator = Annotated[str, Flag(DATA, short="-s")]
 
 
-class SimulateConfig(ShowsProgress, Seeded, Ranged):
+class SimulateConfig(Overwrites, ShowsProgress, Seeded, Ranged):
     """Options of ``gangal simulate``."""
 
     simulator: Simulator = Field(description="Registered simulator name.")
@@ -300,8 +311,11 @@ class SimulateConfig(ShowsProgress, Seeded, Ranged):
     params: Annotated[Path | None, Flag(DATA)] = Field(
         default=None, description="CSV of parameters (header = parameter names) instead of uniform draws."
     )
+    allow_out_of_range: Annotated[bool, Flag(DATA, negatable=False)] = Field(
+        default=False, description="Simulate --params rows outside the parameters' ranges (else refused)."
+    )
     out: Annotated[Path, Flag(OUTPUT, short="-o")] = Field(
-        description="A path ending in .npy, or a folder of safetensors shards."
+        description="A file (.npy, .npz, .fits), or a folder of safetensors shards."
     )
     shard: Annotated[str | None, Flag(OUTPUT)] = Field(
         default=None, description="i/N: this job writes every N-th shard from the i-th (batch systems)."
@@ -417,12 +431,12 @@ class CheckConfig(Seeded):
     )
 
 
-class EmulateConfig(MixedPrecision, Seeded):
+class EmulateConfig(Overwrites, MixedPrecision, Seeded):
     """Options of ``gangal emulate``."""
 
     emulator: Annotated[Path, Flag(DATA)] = Field(description="Pretrained emulator folder or file.")
     params: Annotated[Path, Flag(DATA)] = Field(description="CSV of parameters, header = parameter names.")
-    out: Annotated[Path, Flag(OUTPUT, short="-o")] = Field(description="Output .npy file.")
+    out: Annotated[Path, Flag(OUTPUT, short="-o")] = Field(description="Output file: .npy, .npz or .fits.")
     batch_size: Annotated[int, Flag(DEVICES)] = Field(
         default=1024, ge=1, description="Images per forward pass."
     )

@@ -59,7 +59,14 @@ class OptionsCommand(_HelpAsSwitch, typer.core.TyperCommand):
 
 
 class OptionsGroup(_HelpAsSwitch, typer.core.TyperGroup):
-    """The ``gangal`` group, with the same ``--help``."""
+    """The ``gangal`` group, with the same ``--help``, and typer's completion options as switches too."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        params = super().get_params(ctx)
+        for param in params:
+            if param.name in ("install_completion", "show_completion") and getattr(param, "is_flag", False):
+                param.metavar = ""  # typer's own options: no "<bool>" column
+        return params
 
 
 def _flag(name: str, field: FieldInfo) -> Flag:

@@ -15,6 +15,7 @@ import threading
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pluggy
 
@@ -30,6 +31,7 @@ __all__ = [
     "Registry",
     "allowed_plugins",
     "build_registry",
+    "describe_simulator",
     "get_registry",
 ]
 
@@ -162,6 +164,54 @@ def load_simulator_class(reference: str) -> type[Simulator]:
     if problems:
         raise PluginError(f"{label}: {class_name} is not a valid gangal Simulator: {'; '.join(problems)}.")
     return cls
+
+
+def describe_simulator(name: str, *, registry: Registry | None = None) -> dict[str, Any]:
+    """What a simulator declares, as ``gangal plugins --simulator NAME`` shows it.
+
+    Parameters
+    ----------
+    name : str
+        A registered simulator's name, or ``path/to/mysim.py:ClassName``.
+    registry : Registry, optional
+        Where to look it up (default: the installed plugins).
+
+    Returns
+    -------
+    dict
+        ``name``, ``kind``, ``distribution``, ``version``, ``summary`` (the first line of its
+        docstring), ``image_shape``, ``parameters`` (``name``, ``low``, ``high``, ``unit``,
+        ``description`` and ``reference_truth``, ``{"mean", "std"}`` or None, of each) and
+        ``reference_truth`` (``{name: [mean, std]}`` or None): JSON-able values only.
+
+    Raises
+    ------
+    PluginError
+        No simulator of that name, listing the registered ones.
+    """
+    registry = registry or get_registry()
+    if ":" in name:
+        obj: Any = load_simulator_class(name)
+        distribution, version = "(a file or module, not a plugin)", ""
+    else:
+        table = registry.things["simulator"]
+        if name not in table:
+            raise PluginError(
+                f"--simulator: expected one of {', '.join(sorted(table)) or 'none installed'} "
+                f"(or path/to/mysim.py:ClassName), found {name!r}."
+            )
+        thing = table[name]
+        obj, distribution, version = thing.obj, thing.distribution, thing.version
+    truth = {k: [float(v) for v in pair] for k, pair in (obj.reference_truth or {}).items()}
+    parameters = [
+        {"name": p.name, "low": p.low, "high": p.high, "unit": p.unit, "description": p.description,
+         "reference_truth": {"mean": truth[p.name][0], "std": truth[p.name][1]} if p.name in truth else None}
+        for p in obj.parameters
+    ]  # fmt: skip
+    doc = (obj.__doc__ if isinstance(obj, type) else type(obj).__doc__) or ""
+    return {"name": obj.name, "kind": "simulator", "distribution": distribution, "version": version,
+            "summary": doc.strip().split("\n")[0], "image_shape": list(obj.image_shape),
+            "parameters": parameters, "reference_truth": truth or None}  # fmt: skip
 
 
 def _is_simulator_class(value: object) -> bool:

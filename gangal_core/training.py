@@ -1,10 +1,12 @@
-"""The one training loop of gangal: progress bar, checkpoints, resume, Ctrl-C.
+"""The one training loop of gangal: progress, checkpoints, resume, Ctrl-C, the metrics file.
 
 A :class:`TrainingLoop` runs ``step(iteration) -> {loss name: value}`` for a number of
 iterations.  Every ``checkpoint_every`` iterations, and when interrupted, it writes the
 state it is given to a checkpoint atomically; with ``resume`` it starts from that
 checkpoint.  Ctrl-C saves and raises :class:`Interrupted`, which the command line reports
-with how to resume.
+with how to resume.  Every :data:`LOG_EVERY` iterations (and at the last) the losses go to
+the progress display and, beside the checkpoint, to ``metrics.csv``
+(:mod:`gangal_core.io.metrics`).
 
 :class:`Trainer` is the template every trainer follows (pretraining recipes, calibration
 recipes, the chain's stages): it owns the registry of networks, optimisers, schedules and
@@ -25,11 +27,16 @@ import torch
 from gangal_core.errors import GangalError
 from gangal_core.io.checkpoint import CheckpointError, save_checkpoint
 from gangal_core.io.checkpoint import load_checkpoint as read_checkpoint
+from gangal_core.io.metrics import MetricsLog, metrics_path
 from gangal_core.runtime.devices import check_precision
 from gangal_core.runtime.distributed import current as current_shard
 from gangal_core.runtime.progress import progress_bar
 
-__all__ = ["Interrupted", "LossHistory", "Trainer", "TrainingLoop", "load_checkpoint"]
+__all__ = ["LOG_EVERY", "Interrupted", "LossHistory", "Trainer", "TrainingLoop", "load_checkpoint"]
+
+#: Iterations between two updates of the progress display and two rows of ``metrics.csv``
+#: (the last iteration is always logged too).
+LOG_EVERY = 10
 
 
 class Interrupted(GangalError):
@@ -88,15 +95,19 @@ class TrainingLoop:
     iterations : int
         Total iterations of the run.
     checkpoint : Path, optional
-        Where checkpoints go; ``None`` disables them.
+        Where checkpoints go, and the metrics file beside them
+        (:func:`~gangal_core.io.metrics.metrics_path`); ``None`` disables both.
     checkpoint_every : int, optional
         Iterations between checkpoints (default 500).
     resume : bool, optional
         Start from ``checkpoint`` if it exists.
     description : str, optional
-        Label of the progress bar.
+        Label of the progress display.
     progress : bool, optional
-        Show a rich progress bar (default True).
+        Show progress (default True): a bar on a terminal, lines in a log.
+    note : callable, optional
+        ``note(iteration) -> str``: text the progress display shows after the losses (the
+        simulator images made so far, say).
     """
 
     def __init__(
@@ -111,6 +122,7 @@ class TrainingLoop:
         resume: bool = False,
         description: str = "training",
         progress: bool = True,
+        note: Callable[[int], str] | None = None,
     ) -> None:
         self.step, self.state, self.load_state = step, state, load_state
         self.iterations = int(iterations)
@@ -119,17 +131,33 @@ class TrainingLoop:
         self.resume = resume
         self.description = description
         self.progress = progress
+        self.note = note or (lambda iteration: "")
         self.start = 0
         self.seconds = 0.0  # wall time of this run's iterations, earlier sessions included
+        writes = self.checkpoint is not None and current_shard().is_main  # one writer under torchrun
+        self.metrics = MetricsLog(metrics_path(self.checkpoint)) if writes else None
 
     def save(self, iteration: int) -> None:
         if self.checkpoint is None or not current_shard().is_main:  # one writer under torchrun
             return
+        if self.metrics is not None:  # the rows up to the checkpoint are on disk before it is
+            self.metrics.flush(sync=True)
         payload = {"iteration": int(iteration), "seconds": float(self.seconds), "state": self.state()}
         save_checkpoint(self.checkpoint, payload)
 
     def run(self) -> None:
         """Run to the end; raises :class:`Interrupted` (after saving) on Ctrl-C."""
+        self._restore()
+        if self.metrics is not None:
+            self.metrics.open(keep_until=self.start)  # the rows past the checkpoint come again
+        try:
+            self._loop()
+        finally:
+            if self.metrics is not None:
+                self.metrics.flush()  # a run that fails keeps its rows up to the failure
+
+    def _restore(self) -> None:
+        """Clear what a killed save left; with ``resume``, load the checkpoint if there is one."""
         if self.checkpoint is not None and self.checkpoint.parent.is_dir() and current_shard().is_main:
             # a save killed half-way leaves its temporary file; the checkpoint itself is intact
             for part in self.checkpoint.parent.glob(f".{self.checkpoint.name}.*.part"):
@@ -144,19 +172,24 @@ class TrainingLoop:
                     f"checkpoint {self.checkpoint} cannot be resumed: it does not hold the state of this "
                     f"run ({type(exc).__name__}: {exc}). Delete it (or choose another --out) to start afresh."
                 ) from None
+
+    def _loop(self) -> None:
         iteration = self.start
         began = time.perf_counter() - self.seconds
-        bar = progress_bar(enabled=self.progress and current_shard().is_main, fields=("losses",))
+        bar = progress_bar(enabled=self.progress and current_shard().is_main, fields=("losses", "note"))
         try:
             with bar:
-                task = bar.add_task(self.description, total=self.iterations, completed=self.start, losses="")
+                task = bar.add_task(self.description, total=self.iterations, completed=self.start, losses="",
+                                    note=self.note(self.start))  # fmt: skip
                 while iteration < self.iterations:
                     losses = self.step(iteration)
                     iteration += 1
                     self.seconds = time.perf_counter() - began
-                    if iteration % 10 == 0 or iteration == self.iterations:
+                    if iteration % LOG_EVERY == 0 or iteration == self.iterations:
                         text = "  ".join(f"{k} {v:.3f}" for k, v in losses.items())
-                        bar.update(task, completed=iteration, losses=text)
+                        bar.update(task, completed=iteration, losses=text, note=self.note(iteration))
+                        if self.metrics is not None:
+                            self.metrics.add(iteration, self.seconds, losses)
                     if iteration % self.checkpoint_every == 0 and iteration < self.iterations:
                         self.save(iteration)
         except KeyboardInterrupt:
@@ -194,15 +227,17 @@ class Trainer(ABC):
     iterations : int
         Total iterations of the run.
     checkpoint : Path, optional
-        Checkpoint file; ``None``: no checkpoints.
+        Checkpoint file; ``None``: no checkpoints.  The losses of every :data:`LOG_EVERY`-th
+        iteration go to a CSV file beside it (``metrics.csv`` beside ``checkpoint.safetensors``,
+        ``metrics-X.csv`` beside ``checkpoint-X.safetensors``).
     checkpoint_every : int, optional
         Iterations between checkpoints (default 500).
     resume : bool, optional
         Start from ``checkpoint`` if it exists.
     progress : bool, optional
-        Show a progress bar with the losses.
+        Show progress with the losses: a bar on a terminal, lines in a log.
     description : str, optional
-        Label of the progress bar.
+        Label of the progress display.
     device : str or torch.device, optional
         Where the networks train (default the CPU).
     precision : {"float32", "bf16"}, optional
@@ -257,6 +292,11 @@ class Trainer(ABC):
 
     def load_extra_state(self, extra: dict[str, Any]) -> None:
         """The inverse of :meth:`extra_state`; by default nothing to restore."""
+        return None
+
+    def simulator_images(self, iteration: int) -> int | None:
+        """Simulator images the run has made by the end of ``iteration`` iterations, all sessions
+        together, for the progress display; by default ``None``: the trainer does not count them."""
         return None
 
     # ---- what the base does -------------------------------------------------------------------
@@ -314,6 +354,7 @@ class Trainer(ABC):
             resume=self.resume,
             description=self.description,
             progress=self.progress,
+            note=self._progress_note,
         )
         try:
             loop.run()
@@ -325,6 +366,10 @@ class Trainer(ABC):
         self.before_training()
         self.fit()
         return self.result()
+
+    def _progress_note(self, iteration: int) -> str:
+        images = self.simulator_images(iteration)
+        return "" if images is None else f"{images:,} simulator images"
 
     def _iterate(self, iteration: int) -> dict[str, float]:
         losses = self.step(iteration)

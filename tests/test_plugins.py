@@ -411,3 +411,69 @@ def test_cli_plugins_names_the_filter_in_force(monkeypatch) -> None:
     assert result.exit_code == 0, result.output
     assert "GANGAL_PLUGINS=gangal-star" in result.output
     monkeypatch.setattr(plugins_module, "_registry", None)
+
+
+# ---- `gangal plugins --simulator NAME` -----------------------------------------------------------
+def test_cli_plugins_simulator_shows_ranges_units_truth_at_80_columns() -> None:
+    result = CliRunner().invoke(app, ["plugins", "--simulator", "circle"], env={"COLUMNS": "80"},
+                                terminal_width=80)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    rows = {line.split("│")[1].strip(): line for line in lines if line.startswith("│") and line[2] != " "}
+    assert set(rows) == {"x0", "y0", "r", "n", "b"}
+    expected = {
+        "x0": ("14.8 to 21.2", "px", "18 ± 0.8", "x of the ring's centre"),
+        "r": ("6 to 10", "px", "8 ± 0.5", "radius of the ring"),
+        "n": ("0 to 0.35", " - ", "0.15 ± 0.05", "white-noise standard"),
+    }
+    for name, parts in expected.items():
+        for part in parts:
+            assert part in rows[name], (name, part, rows[name])
+    text = " ".join(result.stdout.split())
+    assert "simulator circle (gangal" in text and "1x28x28 images" in text
+    assert "Noisy ring images, p = (x0, y0, r, n, b)." in text  # the docstring, without its reST quotes
+
+
+def test_cli_plugins_simulator_json() -> None:
+    result = CliRunner().invoke(app, ["plugins", "-s", "polynomial", "--json"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert (doc["name"], doc["kind"], doc["distribution"], doc["image_shape"]) == (
+        "polynomial", "simulator", "gangal", [1, 28, 28]
+    )  # fmt: skip
+    by_name = {p["name"]: p for p in doc["parameters"]}
+    assert list(by_name) == ["m", "x0", "c", "xsteps"]
+    assert by_name["xsteps"] | {"description": ""} == {
+        "name": "xsteps", "low": 7.0, "high": 11.0, "unit": "px", "description": "",
+        "reference_truth": {"mean": 9.0, "std": 0.5},
+    }  # fmt: skip
+    assert doc["reference_truth"]["m"] == [1.5, 0.3]
+
+
+def test_cli_plugins_simulator_without_truth_or_units(fake_plugin, builtin_entry_points, monkeypatch) -> None:
+    eps = fake_plugin("gangal_blob", GOOD_PLUGIN, distribution="gangal-blob", version="2.5.1")
+    registry, _ = _build(builtin_entry_points + eps)
+    monkeypatch.setattr(plugins_module, "_registry", registry)
+    result = CliRunner().invoke(app, ["plugins", "--simulator", "blob", "--json"])
+    doc = json.loads(result.stdout)
+    assert doc["reference_truth"] is None and doc["parameters"][0]["reference_truth"] is None
+    assert (doc["distribution"], doc["version"]) == ("gangal-blob", "2.5.1")
+    result = CliRunner().invoke(app, ["plugins", "--simulator", "blob"], terminal_width=80)
+    assert result.exit_code == 0, result.output
+    assert "0 to 1" in result.stdout and "truth:" not in result.stdout
+
+
+def test_cli_plugins_simulator_from_a_file(tmp_path) -> None:
+    (tmp_path / "mysim.py").write_text(SIMULATOR_HEADER.replace("\n    ", "\n"))
+    result = CliRunner().invoke(app, ["plugins", "-s", f"{tmp_path / 'mysim.py'}:Ok", "--json"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["name"] == "ok" and doc["parameters"][0]["high"] == 1.0
+
+
+def test_cli_plugins_unknown_simulator_lists_the_choices() -> None:
+    result = CliRunner().invoke(app, ["plugins", "--simulator", "cirle"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    text = " ".join(result.output.split())
+    assert "--simulator: expected one of circle, polynomial" in text and "found 'cirle'" in text

@@ -161,7 +161,8 @@ def calibrate(
     """Find the parameter distribution that best matches ``true_images``, as ``gangal calibrate`` does.
 
     Pretrains an emulator (unless given one), trains the generator through it, runs the
-    predictive check and, with ``out``, writes ``calibration.json``, ``samples.csv`` and plots.
+    predictive check and, with ``out``, writes ``calibration.json``, ``samples.csv``, ``samples.ecsv``
+    and the plots (``corner.png`` among them).
 
     Parameters
     ----------
@@ -442,15 +443,16 @@ def _train_generator(
 
 def _write_report(folder: Path, sim: Any, emu: TrainedEmulator, result: CalibrationResult, true: _TrueSet,
                   *, plots: bool, seed: int, recipe: str) -> None:  # fmt: skip
-    """``samples.csv`` and, with ``plots``, the parameter, image and loss plots."""
-    from .report import plot_generated_vs_true, plot_losses, plot_parameters, write_samples_csv
+    """``samples.csv``, ``samples.ecsv`` and, with ``plots``, the parameter, corner, image and loss plots."""
+    from .report import plot_corner, plot_generated_vs_true, plot_losses, plot_parameters, write_samples
 
-    write_samples_csv(folder / "samples.csv", result.names, result.samples)
+    write_samples(folder, result, descriptions=[p.description for p in sim.parameters])
     if not plots:
         return
     ranges = [(p["low"], p["high"]) for p in emu.parameters]
-    plot_parameters(folder / "parameters.png", result.names, result.samples, true_params=true.params,
-                    truth=true.truth, ranges=ranges)  # fmt: skip
+    truth = {"true_params": true.params, "truth": true.truth, "ranges": ranges, "units": result.units}
+    plot_parameters(folder / "parameters.png", result.names, result.samples, **truth)
+    plot_corner(folder / "corner.png", result.names, result.samples, **truth)
     plot_generated_vs_true(folder / "generated.png", sim, result.samples, true.images, seed=seed)
     plot_losses(folder / "losses.png", result.losses, title=f"calibration of {sim.name} ({recipe} recipe)")
 

@@ -45,6 +45,10 @@ __all__ = ["PRETRAINING", "PRETRAIN_RECIPES", "LikelihoodPretraining", "Pretrain
            "pretrain"]  # fmt: skip
 
 
+#: Images the pixel scale is fitted to (simulated, or the first of a bank).
+PILOT_IMAGES = 4096
+
+
 class Pretraining(Trainer):
     """What every pretraining recipe shares; a recipe supplies :meth:`train_emulator`.
 
@@ -163,14 +167,22 @@ class Pretraining(Trainer):
     def _pilot(self) -> torch.Tensor:
         """Images to fit the pixel scale to: the bank's first, or a simulated pilot batch."""
         if self.bank is not None:
-            return self.bank.images[:4096]
+            return self.bank.images[:PILOT_IMAGES]
         simulator = self.simulator
         return call_simulator(
             simulator,
-            simulator.sample_uniform(4096, generator=self.random),
+            simulator.sample_uniform(PILOT_IMAGES, generator=self.random),
             generator=self.random,
             where="the pretraining pilot batch",
         )
+
+    def simulator_images(self, iteration: int) -> int | None:
+        """The pilot batch and every iteration's global batch (twice for a recipe that simulates
+        each parameter set twice); from a bank, ``None``: training calls no simulator."""
+        if self.bank is not None:
+            return None
+        per_iteration = self.batch.size * (2 if self.needs_repeat_simulations else 1)
+        return PILOT_IMAGES + iteration * per_iteration
 
     def new_critic(self) -> torch.nn.Module:
         """A freshly initialised ``critic_arch`` critic for the simulator's images."""

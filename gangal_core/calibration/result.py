@@ -151,12 +151,37 @@ class CalibrationResult:
             params[name] = entry
         return params
 
+    @property
+    def correlation(self) -> np.ndarray:
+        """``(P, P)`` Pearson correlation matrix of the best-match samples (NaN where a spread is 0)."""
+        samples = np.asarray(self.samples, dtype=np.float64)
+        dev = samples - samples.mean(0)
+        cov = dev.T @ dev
+        scale = np.sqrt(np.diag(cov))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            corr = cov / np.outer(scale, scale)
+        corr[~np.isfinite(corr)] = np.nan
+        np.fill_diagonal(corr, np.where(scale > 0, 1.0, np.nan))
+        return np.clip(corr, -1.0, 1.0)
+
     def to_dict(self) -> dict[str, Any]:
-        """The ``calibration.json`` document, exactly as it is written."""
+        """The ``calibration.json`` document, exactly as it is written.
+
+        Each parameter's entry holds its statistics (:meth:`parameter_statistics`) and its
+        ``unit``; ``correlation`` holds the best-match correlation matrix, rows and columns in
+        the order of ``correlation["parameters"]`` (``null`` where a parameter does not vary).
+        """
         seconds = self.seconds if self.run_seconds is None else self.run_seconds
+        units = self.units or ("",) * len(self.names)
+        parameters = {
+            name: {**entry, "unit": unit}
+            for (name, entry), unit in zip(self.parameter_statistics().items(), units, strict=True)
+        }
+        matrix = [[None if np.isnan(c) else round(float(c), 4) for c in row] for row in self.correlation]
         doc: dict[str, Any] = {
             "simulator": self.simulator,
-            "parameters": self.parameter_statistics(),
+            "parameters": parameters,
+            "correlation": {"parameters": list(self.names), "matrix": matrix},
             "n_samples": int(self.samples.shape[0]),
             "seconds": round(float(seconds), 2),
         }

@@ -20,7 +20,6 @@ from rich.console import Console
 
 from gangal_core.config import CalibrateConfig, CheckConfig, EmulateConfig, PretrainConfig
 from gangal_core.errors import ConfigError
-from gangal_core.io.atomic import atomic_open
 from gangal_core.runtime import distributed
 from gangal_core.runtime.api import command_line_names
 from gangal_core.runtime.devices import resolve_device
@@ -157,7 +156,8 @@ def _print_calibration(console: Console, cfg: CalibrateConfig, doc: dict[str, An
             f"`gangal check --run {cfg.out} --simulations YOUR_IMAGES`.", highlight=False
         )
     console.print(
-        f"Wrote {cfg.out}/calibration.json, samples.csv and plots in {doc['seconds']:.0f} s ({phases}).",
+        f"Wrote {cfg.out}/calibration.json, samples.csv, samples.ecsv and plots in {doc['seconds']:.0f} s "
+        f"({phases}).",
         highlight=False,
     )
 
@@ -221,40 +221,61 @@ def run_check(cfg: CheckConfig, *, console: Console | None = None) -> dict[str, 
 
 def run_emulate(cfg: EmulateConfig, *, console: Console | None = None) -> Path:
     """``gangal emulate``: images from a pretrained emulator for the parameters in a CSV."""
-    from gangal_core.simulation.engine import read_parameter_csv
+    from gangal_core.io.writers import describe_file_formats, file_format, write_image_file
 
     from .emulator import load_emulator
 
     console = console or Console()
-    if cfg.out.suffix != ".npy":
-        raise ConfigError(f"--out {cfg.out}: expected a path ending in .npy.")
-    if not cfg.out.parent.exists():
-        raise ConfigError(f"--out {cfg.out}: the folder {cfg.out.parent} does not exist.")
+    if file_format(cfg.out) is None:
+        found = f"{cfg.out.suffix!r}" if cfg.out.suffix else "no suffix"
+        raise ConfigError(f"--out {cfg.out}: expected {describe_file_formats()}; found {found}.")
     emu = load_emulator(cfg.emulator)
-    owner = types.SimpleNamespace(
-        name=f"{emu.simulator} (emulated)", parameter_names=lambda: emu.parameter_names
-    )
-    params = read_parameter_csv(cfg.params, owner)
-    lo = np.array([p["low"] for p in emu.parameters])
-    hi = np.array([p["high"] for p in emu.parameters])
-    outside = (params < lo) | (params > hi)
-    if outside.any():
-        row, col = np.argwhere(outside)[0]
-        raise ConfigError(
-            f"--params {cfg.params}, line {row + 2}: "
-            f"{emu.parameter_names[col]} = {params[row, col]:g} is outside "
-            f"the range the emulator was trained on, [{lo[col]:g}, {hi[col]:g}]."
-        )
+    params = _emulated_parameters(cfg, emu)
+    description = _emulation_description(cfg, emu, params)
     start = time.perf_counter()
     gen = torch.Generator().manual_seed(cfg.seed)
     images = emu.emulate(torch.from_numpy(params), generator=gen, batch_size=cfg.batch_size,
                          precision=cfg.precision, device=resolve_device(cfg.device))  # fmt: skip
     seconds = time.perf_counter() - start
-    with atomic_open(cfg.out, "wb") as fh:
-        np.save(fh, images.numpy())
+    write_image_file(cfg.out, images.numpy(), parameters=params, parameter_names=emu.parameter_names,
+                     parameter_units=[p.get("unit", "") for p in emu.parameters],
+                     description=description)  # fmt: skip
     console.print(
         f"Emulated {len(params)} {emu.simulator} images in {seconds:.2f} s "
         f"({len(params) / max(seconds, 1e-9):,.0f} images/s): {cfg.out}",
         highlight=False,
     )
     return cfg.out
+
+
+def _emulated_parameters(cfg: EmulateConfig, emu: Any) -> np.ndarray:
+    """The rows of ``--params``, each inside the ranges the emulator was trained on."""
+    from gangal_core.simulation.engine import check_parameter_ranges, read_parameter_csv
+
+    owner = types.SimpleNamespace(
+        name=f"{emu.simulator} (emulated)", parameter_names=lambda: emu.parameter_names,
+        parameters=[types.SimpleNamespace(unit=p.get("unit", "")) for p in emu.parameters],
+    )  # fmt: skip
+    params = read_parameter_csv(cfg.params, owner)
+    ranges = [types.SimpleNamespace(**p) for p in emu.parameters]
+    check_parameter_ranges(params, ranges, path=cfg.params, bounds="the range the emulator was trained on")
+    return params
+
+
+def _emulation_description(cfg: EmulateConfig, emu: Any, params: np.ndarray) -> dict[str, Any]:
+    """What the output file says of the run; an existing ``--out`` of other options is refused."""
+    import hashlib
+
+    from gangal_core import __version__
+    from gangal_core.io.folders import prepare_output_file
+    from gangal_core.io.writers import file_format
+
+    key = {"emulator": str(Path(cfg.emulator).resolve()), "simulator": emu.simulator, "n": len(params),
+           "seed": cfg.seed, "precision": cfg.precision,
+           "params_sha256": hashlib.sha256(params.tobytes()).hexdigest()}  # fmt: skip
+    description = {"format": f"gangal-emulation-{file_format(cfg.out)}", "version": 1, **key,
+                   "gangal_version": __version__}  # fmt: skip
+    with command_line_names({"out": "--out", "overwrite": "--overwrite"}):
+        prepare_output_file(cfg.out, overwrite=cfg.overwrite, description=description, identity=list(key),
+                            holds="gangal emulation")  # fmt: skip
+    return description

@@ -331,7 +331,8 @@ def sample(
         if out is not None:
             out = Path(out)
             out.mkdir(parents=True, exist_ok=True)
-            _write_samples(out, images.numpy(), png=png, fits=fits)
+            provenance = {"MODEL": str(model.resolve()), "CHAIN": ",".join(chain), "WEIGHTS": weights}
+            _write_samples(out, images.numpy(), png=png, fits=fits, seed=seed, provenance=provenance)
             atomic_write_json(out / "sample.json", {
                 "model": str(model.resolve()), "chain": list(chain), "n": n, "seed": seed, "weights": weights,
                 "shape": list(images.shape), "seconds": round(seconds, 3), "values": "float32 in [0, 1]",
@@ -404,7 +405,8 @@ def _refine_real(stages: list[tuple[Any, dict[str, Any]]], data: Any, data_optio
     return x
 
 
-def _write_samples(out: Path, images: np.ndarray, *, png: bool, fits: bool) -> None:
+def _write_samples(out: Path, images: np.ndarray, *, png: bool, fits: bool, seed: int,
+                   provenance: dict[str, str]) -> None:  # fmt: skip
     from PIL import Image
 
     from gangal_core.io.plots import save_contact_sheet
@@ -419,10 +421,11 @@ def _write_samples(out: Path, images: np.ndarray, *, png: bool, fits: bool) -> N
             picture = Image.fromarray(im[0] if im.shape[0] == 1 else im[:3].transpose(1, 2, 0))
             with atomic_open(out / "png" / f"{k:06d}.png", "wb") as fh:
                 picture.save(fh, format="PNG")
-    if fits:
-        from astropy.io import fits as astropy_fits
+    if fits:  # each file says what made it: gangal's version, the command, model, chain, seed, index
+        from gangal_core.io.fits_headers import provenance_header, write_fits_image
 
         (out / "fits").mkdir(exist_ok=True)
+        header = provenance_header(command="sample", seed=seed, extra=provenance)
         for k, im in enumerate(images):
-            with atomic_open(out / "fits" / f"{k:06d}.fits", "wb") as fh:
-                astropy_fits.PrimaryHDU(im).writeto(fh)
+            header["IMAGENUM"] = (k, "index of this image in samples.npy")
+            write_fits_image(out / "fits" / f"{k:06d}.fits", im, header)

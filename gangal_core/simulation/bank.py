@@ -5,7 +5,8 @@ A costly simulator is run once, often on a cluster and often by a program gangal
 calibration.  A bank is read from
 
 - a ``gangal simulate`` output: a ``.npy`` file with its ``.parameters.npy`` and ``.json``
-  sidecars, or a folder of safetensors shards with ``manifest.json`` (a Slurm array's output);
+  sidecars, an ``.npz`` or FITS file holding its parameters, or a folder of safetensors shards
+  with ``manifest.json`` (a Slurm array's output);
 - any images :func:`~gangal_core.io.images.read_images` reads (a FITS or PNG folder, ``.npy``,
   ``.npz``...) and a parameter CSV whose header names the simulator's parameters, one row per
   image in the order the images are read (files sorted by name).
@@ -84,13 +85,14 @@ def load_bank(
     Parameters
     ----------
     path : path-like
-        A ``gangal simulate`` output (``.npy`` or a shard folder), or images in any format
-        gangal reads.
+        A ``gangal simulate`` output (``.npy``, ``.npz``, FITS or a shard folder), or images in
+        any format gangal reads.
     simulator : Simulator
         The simulator the bank must match: parameter names and image shape.
     parameters : path-like, optional
-        The parameter CSV of plain images.  By default ``parameters.csv`` inside an image folder;
-        beside an image file ``NAME.EXT``, ``NAME.csv`` or else ``parameters.csv``.
+        The parameter table (CSV, ECSV or FITS) of plain images.  By default ``parameters.csv``
+        (or ``parameters.ecsv``) inside an image folder; beside an image file ``NAME.EXT``,
+        ``NAME.csv``, ``NAME.ecsv``, ``parameters.csv`` or ``parameters.ecsv``, the first found.
     option : str, optional
         The option named in error messages.
 
@@ -113,6 +115,8 @@ def load_bank(
         params = _reorder(params, found, names, path, option)
     elif path.suffix == ".npy" and path.with_suffix(".json").is_file() and parameters is None:
         images, params = _read_simulate_npy(path, names, option)
+    elif parameters is None and _simulated_file(path):
+        images, params = _read_simulate_file(path, names, option)
     else:
         images = _check_shape(read_images(path, what=f"{option} images"), simulator, path, option)
         params = _read_parameter_table(_parameter_file(path, parameters, option), simulator, option)
@@ -167,17 +171,38 @@ def _read_simulate_npy(path: Path, names: list[str], option: str) -> tuple[np.nd
     return images, _reorder(np.asarray(params, dtype=np.float32), found, names, path, option)
 
 
+def _simulated_file(path: Path) -> bool:
+    """An ``.npz`` or FITS file written by ``gangal simulate``."""
+    from gangal_core.io.writers import file_format, read_file_description
+
+    found = read_file_description(path) if file_format(path) in ("npz", "fits") else None
+    return found is not None and str(found.get("format", "")).startswith("gangal-simulation-")
+
+
+def _read_simulate_file(path: Path, names: list[str], option: str) -> tuple[np.ndarray, np.ndarray]:
+    from gangal_core.io.images import read_images
+    from gangal_core.io.writers import read_file_parameters
+
+    try:
+        params, found = read_file_parameters(path)
+    except ValueError as exc:
+        raise ConfigError(f"{option} {path}: a `gangal simulate` file, but it holds {exc}.") from None
+    images = read_images(path, what=f"{option} images")
+    return images, _reorder(params, found, names, path, option)
+
+
 def _parameter_file(path: Path, parameters: str | Path | None, option: str) -> Path:
     if parameters is not None:
         return Path(parameters)
-    guesses = [path / "parameters.csv"] if path.is_dir() else [path.with_suffix(".csv"),
-                                                                path.parent / "parameters.csv"]  # fmt: skip
+    # a CSV first, as before ECSV tables were read; then its ECSV sibling (which carries units)
+    stems = [path / "parameters"] if path.is_dir() else [path.with_suffix(""), path.parent / "parameters"]
+    guesses = [stem.with_name(stem.name + suffix) for stem in stems for suffix in (".csv", ".ecsv")]
     found = next((g for g in guesses if g.is_file()), None)
     if found is None:
         raise ConfigError(
-            f"{option} {path}: no parameter table found (looked for {' and '.join(map(str, guesses))}). "
-            "Give the images' parameters as a CSV whose header names the simulator's parameters, one row "
-            "per image (--bank-parameters)."
+            f"{option} {path}: no parameter table found (looked for {', '.join(map(str, guesses))}). "
+            "Give the images' parameters as a CSV, ECSV or FITS table whose columns name the simulator's "
+            "parameters, one row per image (--bank-parameters)."
         )
     return found
 

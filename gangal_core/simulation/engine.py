@@ -10,13 +10,12 @@ finished shards, and re-running the same command finishes the rest.
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import os
 import shutil
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -27,10 +26,10 @@ import torch
 
 from gangal_core import __version__
 from gangal_core.errors import ConfigError
-from gangal_core.io.atomic import atomic_write_json, fsync_dir
-from gangal_core.io.folders import prepare_output_folder
-from gangal_core.runtime.api import command_line_names
+from gangal_core.io.atomic import fsync_dir
+from gangal_core.io.writers import file_format
 
+from .outputs import output_kind, pack_output, prepare_output, remove_staging, staging_path
 from .simulator import Parameter, Simulator, call_simulator
 
 if TYPE_CHECKING:
@@ -39,6 +38,7 @@ if TYPE_CHECKING:
 __all__ = [
     "SimulationPlan",
     "SimulationSummary",
+    "check_parameter_ranges",
     "chunk_generator",
     "parse_shard",
     "read_parameter_csv",
@@ -46,7 +46,6 @@ __all__ = [
 ]
 
 FORMAT = "gangal-simulation"
-MANIFEST = "manifest.json"
 
 
 def chunk_generator(seed: int, chunk: int) -> torch.Generator:
@@ -56,45 +55,66 @@ def chunk_generator(seed: int, chunk: int) -> torch.Generator:
 
 
 def read_parameter_csv(path: Path, simulator: Simulator, *, option: str = "--params") -> np.ndarray:
-    """Read a CSV of parameters whose header names the simulator's parameters (any order)."""
-    names = list(simulator.parameter_names())
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as fh:  # -sig: spreadsheets write a BOM
-            reader = csv.reader(fh)
-            header = [h.strip() for h in next(reader, [])]
-            rows = [row for row in reader if row and any(cell.strip() for cell in row)]
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise ConfigError(f"{option} {path}: cannot read it as CSV ({exc}).") from exc
-    repeated = sorted({h for h in header if header.count(h) > 1})
-    if repeated:
-        raise ConfigError(f"{option} {path}: the header names {', '.join(repeated)} more than once.")
-    missing = [n for n in names if n not in header]
-    extra = [h for h in header if h not in names]
-    if missing or extra:
-        raise ConfigError(
-            f"{option} {path}: the header must name the parameters of simulator {simulator.name!r}: "
-            f"{', '.join(names)}. Found header {header}"
-            + (f"; missing {missing}" if missing else "")
-            + (f"; unknown {extra}" if extra else "")
-            + "."
-        )
-    if not rows:
-        raise ConfigError(f"{option} {path}: the file has a header but no rows of parameters.")
-    order = [header.index(n) for n in names]
-    values = np.empty((len(rows), len(names)), dtype=np.float64)
-    for i, row in enumerate(rows):
-        if len(row) != len(header):
-            raise ConfigError(
-                f"{option} {path}, line {i + 2}: expected {len(header)} values, found {len(row)}."
-            )
-        try:
-            values[i] = [float(row[j]) for j in order]
-        except ValueError as exc:
-            raise ConfigError(f"{option} {path}, line {i + 2}: {exc}.") from exc
-    bad = ~np.isfinite(values).all(axis=1)
-    if bad.any():
-        raise ConfigError(f"{option} {path}, line {int(np.argmax(bad)) + 2}: values must be finite numbers.")
-    return values.astype(np.float32)
+    """Read a table of parameters whose columns name the simulator's parameters (any order).
+
+    CSV, ECSV or FITS (:func:`gangal_core.io.tables.read_parameter_table`): a column with a unit
+    is converted to the unit the simulator declares, or refused when it cannot be.  Returns
+    ``(n, P)`` float32 in the simulator's column order.
+    """
+    from gangal_core.io.tables import read_parameter_table
+
+    declared = getattr(simulator, "parameters", None)
+    units = [getattr(p, "unit", "") or "" for p in declared] if declared else None
+    return read_parameter_table(path, simulator.parameter_names(), units=units, option=option,
+                                owner=f"simulator {simulator.name!r}")  # fmt: skip
+
+
+def check_parameter_ranges(
+    values: np.ndarray,
+    parameters: Sequence[Parameter],
+    *,
+    path: str | os.PathLike,
+    option: str = "--params",
+    bounds: str = "the declared range",
+    remedy: str = "",
+) -> None:
+    """Refuse a table of parameters (:func:`read_parameter_csv`) with a value outside its range.
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        ``(N, P)`` parameters, columns in the order of ``parameters``; row ``i`` is line
+        ``i + 2`` of the CSV file.
+    parameters : sequence of Parameter
+        The ranges, ``[low, high]`` with both ends allowed.
+    path : path-like
+        The CSV file, named in the message with ``option``.
+    option : str, optional
+        The option that gave the file.
+    bounds : str, optional
+        What the ranges are, for the message (``"the range the emulator was trained on"``).
+    remedy : str, optional
+        A sentence added to the message: how to go on.
+
+    Raises
+    ------
+    ConfigError
+        Naming the first value outside, its line and its range, and how many rows are outside.
+    """
+    # the ranges in the values' own precision: 1.1 in a CSV is float32(1.1), just above 1.1
+    low = np.array([p.low for p in parameters], dtype=values.dtype)
+    high = np.array([p.high for p in parameters], dtype=values.dtype)
+    outside = (values < low) | (values > high)
+    if not outside.any():
+        return
+    row, col = (int(i) for i in np.argwhere(outside)[0])
+    rows = int(outside.any(axis=1).sum())
+    more = f" ({rows - 1} more row(s) are outside too)" if rows > 1 else ""
+    p = parameters[col]
+    raise ConfigError(
+        f"{option} {path}, line {row + 2}: {p.name} = {values[row, col]:g} is outside {bounds}, "
+        f"[{p.low:g}, {p.high:g}]{more}." + (f" {remedy}" if remedy else "")
+    )
 
 
 @dataclass(frozen=True)
@@ -126,13 +146,14 @@ class SimulationSummary:
     """A simulation run: what it is, and what this call wrote.
 
     :meth:`to_dict` is exactly the JSON that describes the run: ``manifest.json`` of a folder
-    of shards, or ``<stem>.json`` beside an ``.npy`` file.  Its run identity
+    of shards, ``<stem>.json`` beside an ``.npy`` file, or the description inside an ``.npz``
+    or FITS file (:func:`~gangal_core.io.writers.read_file_description`).  Its run identity
     (:meth:`run_key`) is what a re-run must match to resume.
 
     Attributes
     ----------
     out : Path
-        The ``.npy`` file or the folder of shards.
+        The ``.npy``, ``.npz`` or FITS file, or the folder of shards.
     simulator : str
         The simulator's name.
     image_shape : tuple of int
@@ -177,10 +198,11 @@ class SimulationSummary:
         }
 
     def to_dict(self) -> dict[str, Any]:
-        """The run's JSON description, exactly as written: the manifest, or the ``.npy`` file's sidecar."""
-        if self.out.suffix == ".npy":
+        """The run's JSON description, exactly as written: the manifest, or the output file's own."""
+        kind = file_format(self.out)
+        if kind == "npy":
             return {
-                "format": "gangal-simulation-npy",
+                "format": f"{FORMAT}-npy",
                 "version": 1,
                 **self.run_key(),
                 "gangal_version": __version__,
@@ -189,6 +211,9 @@ class SimulationSummary:
             }
         parameters = [{"name": p.name, "low": p.low, "high": p.high, "unit": p.unit,
                        "description": p.description} for p in self.parameters]  # fmt: skip
+        if kind is not None:  # .npz, FITS: the description travels inside the file
+            return {"format": f"{FORMAT}-{kind}", "version": 1, **self.run_key(), "parameters": parameters,
+                    "gangal_version": __version__}  # fmt: skip
         return {"format": FORMAT, "version": 1, **self.run_key(), "parameters": parameters,
                 "gangal_version": __version__, "shards": self.plan.shards()}  # fmt: skip
 
@@ -279,34 +304,6 @@ def _pwrite_all(fd: int, data: memoryview, offset: int) -> None:
 
 
 # ---- the run ------------------------------------------------------------------------------
-def _prepare_folder(summary: SimulationSummary) -> None:
-    """Check the folder (resume the same run, refuse another) and write its manifest."""
-    key = summary.run_key()
-
-    def same_run(folder: Path) -> None:
-        try:
-            old = json.loads((folder / MANIFEST).read_text())
-        except (OSError, ValueError) as exc:
-            raise ConfigError(
-                f"--out {folder}: {MANIFEST} is unreadable ({exc}); choose another --out."
-            ) from exc
-        old_key = {k: old.get(k) for k in key}
-        if old_key != key:
-            diff = ", ".join(
-                f"{k}: {old_key[k]!r} there, {key[k]!r} now" for k in key if old_key[k] != key[k]
-            )
-            raise ConfigError(
-                f"--out {folder} holds a different simulation run ({diff}). Re-run with the same options "
-                "to resume it, or choose another --out."
-            )
-
-    with command_line_names({"out": "--out"}):  # the engine speaks the command's language
-        prepare_output_folder(summary.out, run_files=(MANIFEST,), same_run=same_run,
-                              foreign="gangal simulation",
-                              not_a_folder="; give a new folder or a path ending in .npy")  # fmt: skip
-    atomic_write_json(summary.out / MANIFEST, summary.to_dict())
-
-
 class _Writer:
     """Simulates chunks on a thread pool and routes each to its file."""
 
@@ -358,7 +355,7 @@ def _layout(simulator, plan, out, shard):
     """Files to write, a map chunk -> indices of its files, and the chunks to run."""
     image_bytes = int(np.prod(simulator.image_shape)) * 4
     n_params = len(simulator.parameters)
-    if out.suffix == ".npy":  # images and parameters in two .npy files, both streamed
+    if file_format(out) == "npy":  # images and parameters in two .npy files, both streamed
         images = _OutputFile(
             out, _npy_header((plan.n, *simulator.image_shape)), 0, plan.n, image_bytes, None, plan.n_chunks
         )
@@ -408,6 +405,7 @@ def run_simulation(
     shard_size: int = 65536,
     workers: int | None = None,
     progress: Callable[[int], None] | None = None,
+    overwrite: bool = False,
 ) -> SimulationSummary:
     """Simulate ``n`` images and write them to ``out``.
 
@@ -420,8 +418,10 @@ def run_simulation(
     out : path-like
         A path ending in ``.npy`` gets one ``(n, C, H, W)`` float32 array, with the
         parameters in ``<stem>.parameters.npy`` and a description in ``<stem>.json``;
-        any other path is a folder of safetensors shards (tensors ``images`` and
-        ``parameters``) described by ``manifest.json``.
+        one ending in ``.npz`` or ``.fits`` (``.fit``, ``.fts``) one file holding all three
+        (:func:`~gangal_core.io.writers.write_image_file`); a path without a suffix, or an
+        existing folder, a folder of safetensors shards (tensors ``images`` and
+        ``parameters``) described by ``manifest.json``.  Any other suffix is refused.
     seed : int, optional
         Seed of the whole run.
     params : numpy.ndarray, optional
@@ -436,13 +436,22 @@ def run_simulation(
         Threads; by default one per CPU core.
     progress : callable, optional
         Called with the number of images just finished.
+    overwrite : bool, optional
+        Replace an output file that holds another run, or files gangal did not write (refused
+        by default).  A folder of shards is never replaced.
 
     Returns
     -------
     SimulationSummary
         The run and what this call wrote (``summary["written"]`` works as the dict it once was).
+
+    Raises
+    ------
+    ConfigError
+        A bad size or suffix, or an ``out`` that holds another run.
     """
     out = Path(out)
+    kind = output_kind(out)
     if n < 1 or chunk_size < 1 or shard_size < 1 or shard_size % chunk_size:
         raise ConfigError(
             f"need n >= 1 and shard_size a multiple of chunk_size; got n={n}, "
@@ -452,7 +461,9 @@ def run_simulation(
         raise ConfigError(f"params must have shape ({n}, {len(simulator.parameters)}), found {params.shape}.")
     if params is not None:
         params = np.ascontiguousarray(params, dtype=np.float32)  # the contract: float32 in
-    _check_disk_space(out, n, simulator, shard)
+    if kind is not None and shard is not None:
+        raise ConfigError(f"--shard needs a folder --out (shards are files); {out.name} is one file.")
+    _check_disk_space(out, n, simulator, shard, copies=2 if kind in ("npz", "fits") else 1)
     plan = SimulationPlan(n=n, seed=seed, chunk_size=chunk_size, shard_size=shard_size)
     digest = None
     if params is not None:
@@ -461,22 +472,23 @@ def run_simulation(
         digest = hashlib.sha256(np.ascontiguousarray(params, dtype=np.float32).tobytes()).hexdigest()
     summary = SimulationSummary(out, simulator.name, tuple(simulator.image_shape),
                                 tuple(simulator.parameters), plan, digest)  # fmt: skip
-    if out.suffix == ".npy":
-        if shard is not None:
-            raise ConfigError("--shard needs a folder --out (shards are files); an .npy output is one file.")
-        if not out.parent.is_dir():
-            raise ConfigError(f"--out {out}: the folder {out.parent} does not exist.")
-    else:
-        _prepare_folder(summary)
-    files, chunk_files, chunks = _layout(simulator, plan, out, shard)
-    _run_chunks(_Writer(simulator, plan, files, chunk_files, params), chunks, workers, progress)
+    prepare_output(summary, overwrite=overwrite)
+    streamed = out if kind is None else staging_path(out)  # a file appears, complete, at the end
+    files, chunk_files, chunks = _layout(simulator, plan, streamed, shard)
+    try:
+        _run_chunks(_Writer(simulator, plan, files, chunk_files, params), chunks, workers, progress)
+    except BaseException:
+        if kind is not None:
+            remove_staging(streamed)
+        raise
     written = sum(f.count for f in files if f.image_bytes)
     summary = replace(summary, written=written, skipped=n - written if shard is None else None,
-                      files=tuple(str(f.path) for f in files if f.image_bytes))  # fmt: skip
-    if out.suffix == ".npy":
-        atomic_write_json(out.with_suffix(".json"), summary.to_dict())
-    else:
+                      files=(str(out),) if kind is not None else
+                      tuple(str(f.path) for f in files if f.image_bytes))  # fmt: skip
+    if kind is None:
         fsync_dir(out)
+    else:
+        pack_output(summary, streamed)
     return summary
 
 
@@ -506,9 +518,13 @@ def _run_chunks(
         torch.set_num_threads(old_threads)
 
 
-def _check_disk_space(out: Path, n: int, simulator: Simulator, shard: tuple[int, int] | None) -> None:
-    """Refuse, before anything is written or listed, a run whose files cannot fit on the disk."""
-    per_image = (int(np.prod(simulator.image_shape)) + len(simulator.parameters)) * 4
+def _check_disk_space(out: Path, n: int, simulator: Simulator, shard: tuple[int, int] | None, *,
+                      copies: int = 1) -> None:  # fmt: skip
+    """Refuse, before anything is written or listed, a run whose files cannot fit on the disk.
+
+    ``copies``: 2 for an ``.npz`` or FITS file, packed from a streamed copy at the end.
+    """
+    per_image = (int(np.prod(simulator.image_shape)) + len(simulator.parameters)) * 4 * copies
     needed = n * per_image // (shard[1] if shard else 1)
     where = next((p for p in (out, *out.parents) if p.exists()), Path.cwd())
     free = shutil.disk_usage(where).free

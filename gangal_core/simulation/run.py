@@ -13,7 +13,10 @@ from gangal_core.plugins import get_registry
 from gangal_core.runtime.progress import progress_bar
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from gangal_core.simulation.engine import SimulationSummary
+    from gangal_core.simulation.simulator import Simulator
 
 __all__ = ["run_simulate"]
 
@@ -22,12 +25,12 @@ def run_simulate(cfg: SimulateConfig, *, console: Console | None = None) -> Simu
     """Run ``gangal simulate`` with its validated options; returns :func:`run_simulation`'s summary."""
     console = console or Console()
 
-    from gangal_core.simulation.engine import parse_shard, read_parameter_csv, run_simulation
+    from gangal_core.simulation.engine import parse_shard, run_simulation
     from gangal_core.simulation.simulator import parse_ranges, with_ranges
 
     sim = get_registry().simulator(cfg.simulator)
     sim = with_ranges(sim, parse_ranges(cfg.range, sim))
-    params = read_parameter_csv(cfg.params, sim) if cfg.params is not None else None
+    params = _parameters(cfg, sim) if cfg.params is not None else None
     n = cfg.n if cfg.n is not None else len(params)
     if params is not None and len(params) != n:
         raise ConfigError(
@@ -36,8 +39,8 @@ def run_simulate(cfg: SimulateConfig, *, console: Console | None = None) -> Simu
     shard = parse_shard(cfg.shard) if cfg.shard is not None else None  # --shard "" is an error
     start = time.perf_counter()
     done = 0
-    shown = getattr(cfg, "progress", True) and Console(stderr=True).is_terminal
-    with progress_bar(enabled=shown, fields=("rate",), transient=True) as bar:
+    # a terminal gets a bar that vanishes when done; a log (Slurm, a pipe) gets progress lines
+    with progress_bar(enabled=getattr(cfg, "progress", True), fields=("rate",), transient=True) as bar:
         task = bar.add_task(f"simulate {sim.name}", total=n, rate="")
 
         def advance(count: int) -> None:
@@ -57,6 +60,7 @@ def run_simulate(cfg: SimulateConfig, *, console: Console | None = None) -> Simu
             shard_size=cfg.shard_size,
             workers=cfg.workers,
             progress=advance,
+            overwrite=cfg.overwrite,
         )
     seconds = time.perf_counter() - start
     written = result.written
@@ -66,3 +70,17 @@ def run_simulate(cfg: SimulateConfig, *, console: Console | None = None) -> Simu
         f"Wrote {written} {sim.name} images to {cfg.out} in {seconds:.2f} s{rate}{note}.", highlight=False
     )
     return result
+
+
+def _parameters(cfg: SimulateConfig, sim: Simulator) -> np.ndarray:
+    """The rows of ``--params``, each inside the parameters' ranges unless ``--allow-out-of-range``."""
+    from gangal_core.simulation.engine import check_parameter_ranges, read_parameter_csv
+
+    params = read_parameter_csv(cfg.params, sim)
+    if not cfg.allow_out_of_range:
+        check_parameter_ranges(
+            params, sim.parameters, path=cfg.params, bounds=f"the range simulator {sim.name!r} declares",
+            remedy="Pass --allow-out-of-range to simulate such rows anyway, or give the run a wider "
+            "range with --range NAME=LOW:HIGH.",
+        )  # fmt: skip
+    return params

@@ -103,9 +103,11 @@ def test_cli_simulate_with_a_misbehaving_simulator(tmp_path, install, fault, fro
         else []
     )
     before = _snapshot(*sentinels)
+    overwrite = ["--overwrite"] if to_npy else []  # else refused up front: it is not gangal's
     result = _cli(
-        "simulate", "-s", "flaky", "-n", 16, "--chunk-size", 8, "--shard-size", 8, "--workers", 1, "-o", out
-    )
+        "simulate", "-s", "flaky", "-n", 16, "--chunk-size", 8, "--shard-size", 8, "--workers", 1, "-o", out,
+        *overwrite,
+    )  # fmt: skip
     _assert_names_the_simulator(result, flaky)
     _assert_untouched(before, out)
 

@@ -27,9 +27,11 @@ from gangal_core.calibration.networks import (
     ParameterGenerator,
     Siamese,
 )
+from gangal_core.calibration.pretraining import PRETRAINING
 from gangal_core.cli import app
 from gangal_core.errors import ConfigError
 from gangal_core.plugins import get_registry
+from gangal_core.simulation.budget import metered
 from gangal_core.training import Interrupted
 
 TINY_EMU = {"width": 8, "hidden": 32}
@@ -179,6 +181,15 @@ def test_paper_recipe_pretrains_with_a_siamese_network() -> None:
     assert set(values) == {"siamese", "emulator", "rmse", "estimator"}
     assert all(np.isfinite(v).all() for v in values.values())
     assert values["rmse"][-1] < values["rmse"][0]  # fooling the Siamese network pulls E towards T
+
+
+@pytest.mark.parametrize("recipe", ["likelihood", "paper"])
+def test_pretraining_counts_the_simulator_images_it_makes(recipe: str) -> None:
+    meter = metered(Blob())
+    trainer = PRETRAINING[recipe](meter, iterations=12, batch_size=32, emulator_options=TINY_EMU,
+                                  critic_options=TINY_CRITIC, progress=False)  # fmt: skip
+    trainer.train()
+    assert trainer.simulator_images(12) == meter.images == 4096 + 12 * 32 * (2 if recipe == "paper" else 1)
 
 
 def test_unknown_recipe_and_architecture_are_named() -> None:
@@ -372,6 +383,7 @@ def circle_run(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("run") / "circle"
     result = _run("calibrate", "--simulator", "circle", "--out", out, *TINY_RUN)
     assert result.exit_code == 0, result.output
+    (out.parent / "printed.txt").write_text(result.output)
     return out
 
 
@@ -393,6 +405,50 @@ def test_calibrate_writes_results_plots_and_a_table(circle_run) -> None:
     check = doc["predictive_check"]
     assert doc["predictive_auc"] == check["auc"] and 0 <= check["auc"] <= 1 and check["auc_err"] > 0
     assert check["n_train"] == check["n_test"] == 150 and isinstance(check["flagged"], bool)
+
+
+def test_calibrate_writes_units_correlations_an_ecsv_and_a_corner_plot(circle_run) -> None:
+    from astropy.table import Table
+
+    doc = json.loads((circle_run / "calibration.json").read_text())
+    assert {v["unit"] for v in doc["parameters"].values()} == {"px", ""}  # n and b are unitless
+    assert doc["parameters"]["r"]["unit"] == "px"
+    samples = Table.read(circle_run / "samples.ecsv")
+    assert samples.colnames == doc["correlation"]["parameters"] == ["x0", "y0", "r", "n", "b"]
+    assert str(samples["r"].unit) == "px" and samples["n"].unit is None
+    assert samples["r"].description == "radius of the ring" and samples.meta["simulator"] == "circle"
+    with open(circle_run / "samples.csv") as fh:
+        rows = np.array(list(csv.reader(fh))[1:], dtype=float)
+    np.testing.assert_array_equal(np.column_stack([samples[n] for n in samples.colnames]), rows)
+    matrix = np.array(doc["correlation"]["matrix"], dtype=float)
+    np.testing.assert_allclose(matrix, np.corrcoef(rows, rowvar=False), atol=1e-3)
+    assert (circle_run / "corner.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    printed = " ".join((circle_run.parent / "printed.txt").read_text().split())
+    assert "x0 [px]" in printed and "r [px]" in printed and "samples.ecsv" in printed
+
+
+def test_calibrate_writes_the_losses_of_both_trainings_to_metrics_csv(circle_run) -> None:
+    runs = {"metrics.csv": ["D", "G"], "emulator/metrics.csv": ["nll", "rmse", "estimator"]}
+    for name, losses in runs.items():
+        path = circle_run / name
+        with open(path, newline="") as fh:
+            header, *rows = list(csv.reader(fh))
+        assert header == ["iteration", "seconds", *losses]
+        assert [int(r[0]) for r in rows] == [10, 20, 30]  # TINY_RUN: 30 iterations each
+        assert all(np.isfinite([float(v) for v in r[1:]]).all() for r in rows)
+
+
+def test_pretrain_in_a_batch_log_prints_progress_lines(tmp_path) -> None:
+    args = ["--iterations", 20, "--batch-size", 32, "--out", tmp_path / "emu"]
+    result = _run("pretrain", "--simulator", "polynomial", *args)
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.output.splitlines() if line.startswith("[gangal] ")]
+    stage = "[gangal] pretraining polynomial emulator"
+    assert lines[0] == f"{stage}: 0/20 (0%) | 4,096 simulator images | 0:00 elapsed"
+    last = lines[-1]
+    assert last.startswith(f"{stage}: 20/20 (100%) | nll ") and " rmse " in last
+    assert last.endswith(" | 4,736 simulator images | " + last.split(" | ")[-1]) and last.endswith(", done")
+    assert (tmp_path / "emu" / "metrics.csv").exists()
 
 
 def test_calibrate_refuses_to_overwrite_a_run(circle_run) -> None:
@@ -453,6 +509,22 @@ def test_calibrate_bad_options_are_named(tmp_path, args, message) -> None:
     assert "Traceback" not in result.output
 
 
+def test_true_params_in_a_unit_that_cannot_be_converted_are_refused(tmp_path) -> None:
+    import astropy.units as u
+    from astropy.table import Table
+
+    np.save(tmp_path / "true.npy", np.zeros((3, 1, 28, 28), dtype=np.float32))
+    columns = {"x0": [18.0] * 3 * u.s, "y0": [18.0] * 3 * u.pix, "r": [8.0] * 3, "n": [0.1] * 3,
+               "b": [0.9] * 3}  # fmt: skip
+    Table(columns).write(tmp_path / "true.ecsv")
+    args = ["--true-data", tmp_path / "true.npy", "--true-params", tmp_path / "true.ecsv"]
+    result = _run("calibrate", "--simulator", "circle", "--out", tmp_path / "r", *TINY_RUN, *args)
+    assert result.exit_code == 2, result.output
+    text = " ".join(result.output.split())
+    assert "--true-params" in text and "true.ecsv" in text
+    assert "column 'x0' is in 's', which cannot be converted to 'px'" in text
+
+
 def test_pretrain_and_emulate_commands(tmp_path) -> None:
     emu_dir = tmp_path / "emu"
     result = _run(
@@ -476,6 +548,14 @@ def test_pretrain_and_emulate_commands(tmp_path) -> None:
     assert result.exit_code == 0, result.output
     images = np.load(tmp_path / "i.npy")
     assert images.shape == (2, 1, 28, 28) and np.isfinite(images).all()
+    from astropy.table import Table
+
+    table = Table({"xsteps": [9.0, 8.0], "c": [0.5, 0.4], "m": [1.5, 1.0], "x0": [10.0, 9.0]})
+    table.write(tmp_path / "p.ecsv")
+    ecsv_args = ["--params", tmp_path / "p.ecsv", "--out", tmp_path / "e.npy"]
+    result = _run("emulate", "--emulator", emu_dir, *ecsv_args)
+    assert result.exit_code == 0, result.output
+    np.testing.assert_array_equal(np.load(tmp_path / "e.npy"), images)  # the same parameters, read from ECSV
     half_args = ["--out", tmp_path / "h.npy", "--precision", "bfloat16"]
     result = _run("emulate", "--emulator", emu_dir, "--params", tmp_path / "p.csv", *half_args)
     assert result.exit_code == 0, result.output

@@ -64,6 +64,11 @@ def test_a_budget_is_never_passed_by_the_simulators_own_count(counting, tmp_path
     emulator = load_emulator(tmp_path / "run" / "emulator")
     assert emulator.info["simulator_images"] == 1500 - plan["predictive"]
     assert "Simulator: 1,500 images of a budget of 1,500" in result.output
+    # each stage's losses in a file named after its checkpoint: checkpoint-calibrate-2 -> metrics-calibrate-2
+    checkpoints = sorted(tmp_path.glob("run/**/checkpoint*.safetensors"))
+    assert "checkpoint-calibrate-2.safetensors" in [c.name for c in checkpoints]
+    for checkpoint in checkpoints:
+        assert checkpoint.with_name(checkpoint.stem.replace("checkpoint", "metrics") + ".csv").exists()
 
 
 def test_a_resumed_budget_run_simulates_nothing_twice(counting, tmp_path: Path) -> None:

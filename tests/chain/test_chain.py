@@ -184,7 +184,7 @@ def test_tiny_dcgan_training_moves_the_losses_and_writes_its_files(tmp_path: Pat
     assert moved > 1.0
     names = {p.name for p in (tmp_path / "dcgan").iterdir()}
     assert {"generator.safetensors", "generator-ema.safetensors", "discriminator.safetensors",
-            "training.json", "losses.png", "samples"} <= names  # fmt: skip
+            "training.json", "losses.png", "samples", "metrics.csv"} <= names  # fmt: skip
     assert len(list((tmp_path / "dcgan" / "samples").glob("epoch-*.png"))) == 4
     summary = json.loads((tmp_path / "dcgan" / "training.json").read_text())
     assert summary["epochs"] == 4 and summary["images_per_second"] > 0 and summary["batches_per_epoch"] == 6
@@ -220,6 +220,13 @@ def test_resumed_training_ends_with_the_same_weights(tmp_path: Path) -> None:
         straight.ema.model.state_dict().values(), resumed.ema.model.state_dict().values(), strict=True
     ):
         assert torch.equal(x, y)
+    # metrics.csv: every 10th batch and the last; the first run's last (6) stays, then the extension's
+    rows = {run: [line.split(",") for line in (tmp_path / run / "metrics.csv").read_text().splitlines()]
+            for run in ("a", "b")}  # fmt: skip
+    assert rows["a"][0] == rows["b"][0] == ["iteration", "seconds", "D", "G"]
+    assert [r[0] for r in rows["a"][1:]] == ["10", "12"]
+    assert [r[0] for r in rows["b"][1:]] == ["6", "10", "12"]
+    assert [r[2:] for r in rows["a"][1:]] == [r[2:] for r in rows["b"][2:]]
 
 
 def test_label_smoothing_draws_real_labels_in_the_band() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +60,25 @@ def test_sample_is_seeded_and_writes_npy_png_and_fits(model: Path, tmp_path: Pat
     c = _invoke("sample", "--model", model, "-n", 5, "--seed", 4, "--out", tmp_path / "c", "--no-png")
     assert c.exit_code == 0, c.output
     assert not np.array_equal(np.load(tmp_path / "c" / "samples.npy"), x)
+
+
+def test_sample_fits_files_carry_provenance_and_the_same_pixels(model: Path, tmp_path: Path) -> None:
+    from astropy.io import fits
+
+    from gangal_core import __version__
+
+    out = tmp_path / "f"
+    result = _invoke("sample", "--model", model, "-n", 2, "--seed", 7, "--out", out, "--fits", "--no-png")
+    assert result.exit_code == 0, result.output
+    samples = np.load(out / "samples.npy")
+    for k in range(2):
+        with fits.open(out / "fits" / f"{k:06d}.fits") as hdul:
+            header, data = hdul[0].header, hdul[0].data
+            assert data.dtype.newbyteorder("=") == np.float32 and np.array_equal(data, samples[k])
+            assert header["GANGALV"] == __version__ and header["CREATOR"] == "gangal sample"
+            assert header["SEED"] == 7 and header["CHAIN"] == "dcgan,stackgan" and header["WEIGHTS"] == "ema"
+            assert header["MODEL"] == str(model.resolve()) and header["IMAGENUM"] == k
+            assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", header["DATE"])
 
 
 def test_sample_dcgan_alone_gives_64_pixel_images(model: Path, tmp_path: Path) -> None:

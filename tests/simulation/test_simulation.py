@@ -214,6 +214,16 @@ def test_progress_reports_every_image(tmp_path: Path) -> None:
     assert sum(seen) == 100 and len(seen) == 7
 
 
+def test_progress_lines_when_standard_error_is_no_terminal(tmp_path: Path) -> None:
+    result = _cli("simulate", "-s", "circle", "-n", 40, "--chunk-size", 16, "-o", tmp_path / "c.npy")
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.output.splitlines() if line.startswith("[gangal] ")]
+    assert lines[0].startswith("[gangal] simulate circle: 0/40 (0%)")
+    assert lines[-1].startswith("[gangal] simulate circle: 40/40 (100%) | ") and "img/s" in lines[-1]
+    quiet = _cli("simulate", "-s", "circle", "-n", 40, "--no-progress", "-o", tmp_path / "q.npy")
+    assert quiet.exit_code == 0 and "[gangal]" not in quiet.output
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [
@@ -549,6 +559,7 @@ def test_python_dash_m_simulate(tmp_path: Path) -> None:
     done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
     assert "Wrote 40 circle images" in done.stdout
+    assert "[gangal] simulate circle: 40/40 (100%)" in done.stderr  # a pipe, as a batch job's log
     expected, _ = _expected(CircleSimulator(), 40, seed=2, chunk_size=16)
     np.testing.assert_array_equal(np.load(tmp_path / "c.npy"), expected)
 
