@@ -39,6 +39,7 @@ from torch.nn import functional as F
 
 from gangal_core.errors import ConfigError
 from gangal_core.runtime.devices import autocast, to_device
+from gangal_core.simulation.budget import MeteredSimulator
 from gangal_core.simulation.simulator import Simulator
 from gangal_core.training import Trainer
 
@@ -259,6 +260,13 @@ class CalibrationTrainer(Trainer):
         if iteration in self.snapshot_at:
             self.taken.append({k: v.detach().clone() for k, v in G.state_dict().items()})
         return {"D": loss_d.item(), "G": loss_g.item()}
+
+    def simulator_images(self, iteration: int) -> int | None:
+        """A metered simulator's own count (a run within a budget); else one batch an iteration
+        when D sees simulated images, and ``None`` when training calls no simulator."""
+        if isinstance(self.simulator, MeteredSimulator):
+            return self.simulator.images
+        return iteration * self.batch.size if self.discriminator_images is simulated_images else None
 
     def extra_state(self) -> dict[str, Any]:
         return {"snapshots": self.taken}

@@ -34,6 +34,7 @@ from torch.nn import functional as F
 from gangal_core.errors import ConfigError
 from gangal_core.runtime.devices import autocast, to_device
 from gangal_core.simulation.bank import SimulationBank
+from gangal_core.simulation.budget import MeteredSimulator
 from gangal_core.simulation.simulator import Simulator, call_simulator
 from gangal_core.training import Trainer
 
@@ -178,9 +179,10 @@ class Pretraining(Trainer):
 
     def simulator_images(self, iteration: int) -> int | None:
         """The pilot batch and every iteration's global batch (twice for a recipe that simulates
-        each parameter set twice); from a bank, ``None``: training calls no simulator."""
-        if self.bank is not None:
-            return None
+        each parameter set twice); from a bank, ``None`` (training calls no simulator) or, in a run
+        within a budget, what the run's simulator has made so far."""
+        if self.bank is not None:  # a metered simulator (a run within a budget) counts its own
+            return self.simulator.images if isinstance(self.simulator, MeteredSimulator) else None
         per_iteration = self.batch.size * (2 if self.needs_repeat_simulations else 1)
         return PILOT_IMAGES + iteration * per_iteration
 

@@ -103,3 +103,17 @@ def test_round_iterations_share_the_training_equally(iterations: int, rounds: in
     stages = round_iterations(iterations, rounds)
     assert len(stages) == rounds + 1 and sum(stages) == iterations
     assert max(stages) - min(stages) <= 1
+
+
+def test_the_progress_counts_a_metered_simulators_images_and_simulated_batches(setting) -> None:
+    from gangal_core.simulation.budget import metered
+
+    sim, emulator, true = setting
+    meter = metered(sim, limit=100)
+    meter.simulate(sim.sample_uniform(7, generator=torch.Generator()), generator=torch.Generator())
+    within_budget = DefaultCalibration(meter, emulator, true, discriminator_input="emulated", **TINY)
+    assert within_budget.simulator_images(3) == 7  # the meter's own count, whatever the iteration
+    free = DefaultCalibration(sim, emulator, true, discriminator_input="simulated", **TINY)
+    assert free.simulator_images(3) == 3 * 16
+    emulated = DefaultCalibration(sim, emulator, true, discriminator_input="emulated", **TINY)
+    assert emulated.simulator_images(3) is None
