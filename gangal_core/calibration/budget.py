@@ -16,8 +16,8 @@ default).  With one, the simulations are spent where they matter:
 The discriminator then compares the true images with emulated images E(G(z)), which cost no
 simulator calls, and in the rounds with the simulations of the generator's own draws, carried
 along by the emulator as the generator learns (``"anchored"`` input,
-:mod:`gangal_core.calibration.rounds`).  :func:`plan_budget` splits the budget; its shares are defaults a user can
-override (``--rounds``, ``--first-bank``).
+:mod:`gangal_core.calibration.rounds`).  :func:`plan_budget` splits the budget; its shares
+are defaults a user can override (``--rounds``, ``--first-bank``).
 """
 
 from __future__ import annotations
