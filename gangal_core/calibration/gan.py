@@ -72,10 +72,11 @@ class Anchors:
     With a simulation budget D cannot see fresh simulator images at every step.  Instead a
     round simulates the parameters ``G0(z)`` of the generator G0 it starts from, at noise
     ``z`` kept here; each step then shows D, for a draw of these ``z``, the stored image
-    moved by the emulator's predicted change as G learns:
-    ``T(G0(z)) + mu_E(G(z)) - mu_E(G0(z))``.  The images are the simulator's own (its noise,
-    its fine detail) and the emulator supplies only a local difference and the gradient, so
-    emulator errors that D could otherwise learn to spot cancel out.
+    carried to G(z) by the emulator (:func:`anchored_images`): its smooth part moved by the
+    emulator's change of mean, its residual scaled by the emulator's change of spread.  The
+    images are the simulator's own (its noise, its fine detail) while G has not moved, and the
+    emulator supplies only a local change and the gradient, so emulator errors that D could
+    otherwise learn to spot cancel out.
 
     Attributes
     ----------
