@@ -132,8 +132,10 @@ class SpatialDropout(StrEnum):
 class Weights(StrEnum):
     """Which of a trained stage's weights ``gangal sample`` runs."""
 
+    AUTO = "auto"  # best where the stage kept one (--eval-every), else ema
     EMA = "ema"  # the generator's moving average
     RAW = "raw"  # the last training step's
+    BEST = "best"  # the moving average of the epoch model selection kept
 
 
 class CommandConfig(BaseModel):
@@ -500,7 +502,22 @@ class TrainConfig(ShowsProgress, MixedPrecision, Resumable, Seeded):
     dropout_from_epoch: Annotated[int | None, Flag(TRAINING)] = Field(
         default=None,
         ge=1,
-        description="Dropout before the discriminator's last layer from this epoch (section 3.3).",
+        description="Dropout before the discriminator's last layer from this epoch on (section 3.3's text).",
+    )
+    dropout_until_epoch: Annotated[int | None, Flag(TRAINING)] = Field(
+        default=None,
+        ge=1,
+        description="Dropout before the discriminator's last layer up to this epoch, then off (Fig. 8).",
+    )
+    augment: Annotated[tuple[str, ...], Flag(TRAINING, comma=True)] = Field(
+        default=(),
+        description="Augment real and generated images before D: flip,rot90,translation,cutout.",
+    )
+    r1: Annotated[float, Flag(TRAINING)] = Field(
+        default=0.0,
+        ge=0.0,
+        allow_inf_nan=False,
+        description="Weight gamma of the R1 penalty on real images; 0 = off.",
     )
     ema_decay: Annotated[float, Flag(TRAINING)] = Field(
         default=0.999, ge=0.0, lt=1.0, description="Decay of the generator's moving average."
@@ -511,11 +528,24 @@ class TrainConfig(ShowsProgress, MixedPrecision, Resumable, Seeded):
     sample_every: Annotated[int, Flag(OUTPUT)] = Field(
         default=1, ge=1, description="Epochs between sample grids."
     )
+    eval_every: Annotated[int | None, Flag(TRAINING)] = Field(
+        default=None,
+        ge=1,
+        description="Every K epochs, score samples against held-out images; keep the best epoch.",
+    )
+    validation: Annotated[float, Flag(TRAINING)] = Field(
+        default=0.1, gt=0.0, lt=1.0, description="Share of the images held out for --eval-every."
+    )
+    eval_samples: Annotated[int, Flag(TRAINING)] = Field(
+        default=256, ge=2, description="Generated images per --eval-every score."
+    )
     workers: Annotated[int | None, Flag(DEVICES)] = Field(
         default=None, ge=1, description="Decoding threads (default: one per core)."
     )
 
-    _split = field_validator("chain", "epochs", "width", "batch_size", "data_option", mode="before")(
+    _split = field_validator(
+        "chain", "epochs", "width", "batch_size", "data_option", "augment", mode="before"
+    )(
         classmethod(lambda cls, v: _comma_list(v) if not isinstance(v, tuple) else v)
     )
 
@@ -537,7 +567,8 @@ class SampleConfig(ShowsProgress, MixedPrecision, Seeded):
         default=("dcgan", "stackgan"), min_length=1, description="Stages to run, comma-separated."
     )
     weights: Annotated[Weights, Flag(DATA)] = Field(
-        default=Weights.EMA, description="ema (the generator's moving average) or raw (the last step's)."
+        default=Weights.AUTO,
+        description="auto (best if kept, else ema), ema (moving average), raw (last step), best.",
     )
     data: Annotated[str | None, Flag(DATA)] = Field(
         default=None, description="Real images to refine, when --chain starts with a refiner."

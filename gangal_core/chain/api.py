@@ -26,6 +26,8 @@ from gangal_core.runtime import distributed
 from gangal_core.runtime.api import ArgumentError, arg, python_names
 from gangal_core.runtime.devices import resolve_device
 
+from .augment import parse_augment
+
 __all__ = ["TrainedChain", "plan_chain", "sample", "train"]
 
 CHAIN_FORMAT = "gangal-chain/1"
@@ -72,7 +74,14 @@ def train(
     label_smoothing: float = 0.0,
     spatial_dropout: str = "none",
     dropout_from_epoch: int | None = None,
+    dropout_until_epoch: int | None = None,
+    augment: Sequence[str] = (),
+    r1_gamma: float = 0.0,
     sample_every: int = 1,
+    eval_every: int | None = None,
+    validation: float = 0.1,
+    eval_samples: int = 256,
+    evaluator: str = "isophote",
     ema_decay: float = 0.999,
     cache: str = "memory",
     workers: int | None = None,
@@ -98,10 +107,29 @@ def train(
     epochs, width, batch_size : sequence of int, optional
         One value for every stage, or one per stage.  Epochs default to 20 for the DCGAN
         and 12 for a refiner; batch sizes to 32 and the refiner's own.
-    resolution, seed, label_smoothing, spatial_dropout, dropout_from_epoch, sample_every,
-    ema_decay, cache, workers : optional
+    resolution, seed, label_smoothing, spatial_dropout, dropout_from_epoch, dropout_until_epoch,
+    sample_every, ema_decay, cache, workers : optional
         As for :class:`~gangal_core.chain.DCGANTrainer` and
         :class:`~gangal_core.chain.RefinerTrainer`.
+    augment : sequence of str, optional
+        Differentiable augmentations before every stage's discriminator, real and generated
+        images alike: ``"flip"``, ``"rot90"``, ``"translation"``, ``"cutout"``
+        (:mod:`gangal_core.chain.augment`).  Default none.
+    r1_gamma : float, optional
+        Weight of the R1 gradient penalty on real images in every stage (default 0: off).
+    eval_every : int, optional
+        Model selection (:mod:`gangal_core.chain.selection`): every ``eval_every`` epochs
+        (and at the last), measure ``eval_samples`` images of each stage with ``evaluator``'s
+        fast path against a ``validation`` share of the data held out from training, write
+        ``selection.csv`` and ``selection.png``, and keep the best epoch's generator
+        (``generator-best.safetensors``, what :func:`sample` uses by default).  Default
+        None: no validation split, every image trains.
+    validation : float, optional
+        The share of the images held out for model selection (default 0.1).
+    eval_samples : int, optional
+        Generated images per score (default 256).
+    evaluator : str, optional
+        The registered evaluator that scores (default ``"isophote"``).
     resume : bool, optional
         Continue (or extend) the training in ``out``; a folder holding files is refused otherwise.
     device, precision : str, optional
@@ -123,6 +151,8 @@ def train(
         if not shard.is_main:  # under torchrun only rank 0 writes and prints
             console = Console(quiet=True)
         chain = tuple(chain)
+        _check_small_data(dropout_from_epoch, dropout_until_epoch, r1_gamma)
+        augment = parse_augment(augment, option=arg("augment"))
         plan = plan_chain(chain, resolution=resolution)
         epochs_ = [n or (DEFAULT_EPOCHS[0] if s["kind"] == "dcgan" else DEFAULT_EPOCHS[1])
                    for n, s in zip(_per_stage(epochs, chain, "epochs"), plan, strict=True)]  # fmt: skip
@@ -131,14 +161,20 @@ def train(
         folder = prepare_output_folder(out, resume=resume, holds="files",
                                        resume_to="continue (or extend) that training")  # fmt: skip
         source = _data_source(data, data_options)
+        selection = None
+        if eval_every is not None:
+            source, selection = _selection(source, eval_every, validation=validation, n_samples=eval_samples,
+                                           evaluator=evaluator, seed=seed, workers=workers)  # fmt: skip
         if shard.is_main:
             _write_real_sheets(folder, source, plan)
         result = TrainedChain(folder, _read_chain(folder), source.describe())
         common = {"seed": seed, "ema_decay": ema_decay, "sample_every": sample_every, "progress": progress,
                   "cache": cache, "workers": workers, "device": dev, "precision": precision,
-                  "resume": resume}  # fmt: skip
+                  "resume": resume, "augment": augment, "r1_gamma": r1_gamma,
+                  "selection": selection}  # fmt: skip
         dcgan = {"resolution": resolution, "label_smoothing": label_smoothing,
-                 "spatial_dropout": spatial_dropout, "dropout_from_epoch": dropout_from_epoch}  # fmt: skip
+                 "spatial_dropout": spatial_dropout, "dropout_from_epoch": dropout_from_epoch,
+                 "dropout_until_epoch": dropout_until_epoch}  # fmt: skip
         for stage, n_epochs, width_, batch in zip(plan, epochs_, widths, batch_sizes, strict=True):
             stage_folder = folder / stage["name"]
             if _finished(stage_folder, n_epochs):
@@ -160,6 +196,39 @@ def train(
                 highlight=False,
             )
     return result
+
+
+def _selection(source: Any, every: int, *, validation: float, n_samples: int, evaluator: str, seed: int,
+               workers: int | None) -> tuple[Any, Any]:  # fmt: skip
+    """The training part of ``source``, and a maker of each stage's :class:`ModelSelection`."""
+    from gangal_core.evaluation.api import _evaluator
+
+    from .selection import ModelSelection, split_validation
+
+    if every < 1:
+        raise ArgumentError(f"{arg('eval_every')}: expected a number of epochs of 1 or more, found {every}.")
+    if n_samples < 2:
+        raise ArgumentError(f"{arg('eval_samples')}: expected 2 or more images, found {n_samples}.")
+    train_part, held = split_validation(source, validation, seed=seed, option=arg("validation"))
+    scorer = _evaluator(evaluator, "fast", workers)
+    shared: dict[str, Any] = {}
+
+    def make() -> ModelSelection:
+        selection = ModelSelection(held, every=every, evaluator=scorer, n_samples=n_samples, seed=seed)
+        selection._images = shared.setdefault("images", {})  # the validation images are read once
+        return selection
+
+    return train_part, make
+
+
+def _check_small_data(dropout_from: int | None, dropout_until: int | None, r1_gamma: float) -> None:
+    if dropout_from is not None and dropout_until is not None:
+        raise ArgumentError(
+            f"{arg('dropout_from_epoch')} {dropout_from} and {arg('dropout_until_epoch')} {dropout_until}: "
+            "these are the paper's two readings of one dropout schedule (docs/chained-gan.md); give one."
+        )
+    if not 0 <= r1_gamma < float("inf"):
+        raise ArgumentError(f"{arg('r1_gamma')}: expected a weight of 0 or more, found {r1_gamma}.")
 
 
 def plan_chain(chain: Sequence[str], *, resolution: int = 64) -> list[dict[str, Any]]:
@@ -219,6 +288,8 @@ def _trainer(stage: dict[str, Any], source: Any, folder: Path, epochs: int, widt
     from .trainers import DCGANTrainer, RefinerTrainer
 
     options = {**common, "folder": folder, "epochs": epochs}
+    if common["selection"] is not None:  # each stage scores and keeps its own best
+        options["selection"] = common["selection"]()
     if stage["kind"] == "dcgan":
         return DCGANTrainer(source, width=width, batch_size=batch_size or 32, **dcgan, **options)
     refiner = stage["class"](
@@ -273,7 +344,7 @@ def sample(
     chain: Sequence[str] = ("dcgan", "stackgan"),
     out: str | Path | None = None,
     seed: int = 0,
-    weights: str = "ema",
+    weights: str = "auto",
     batch_size: int = 256,
     fits: bool = False,
     png: bool = True,
@@ -297,8 +368,10 @@ def sample(
         and ``fits``, one file per image.  None: write nothing.
     seed : int, optional
         Seed of the noise: the same seed gives the same images.
-    weights : {"ema", "raw"}, optional
-        Moving-average (default) or last-step weights.
+    weights : {"auto", "ema", "raw", "best"}, optional
+        ``"auto"`` (default): the weights model selection kept where a stage has them
+        (trained with ``eval_every``), else the moving average; ``"ema"`` the moving
+        average of the last epoch, ``"raw"`` the last step's, ``"best"`` the selected.
     batch_size : int, optional
         Images per forward pass.
     fits, png : bool, optional
@@ -323,6 +396,11 @@ def sample(
         if not model.is_dir():
             raise ArgumentError(f"{arg('model')} {model}: no such folder; train one with gangal train --out.")
         stages = [load_generator(model / name, weights=weights) for name in chain]
+        used = [meta.pop("weights_used") for _, meta in stages]  # what "auto" chose, per stage
+        if len(set(used)) > 1:
+            weights = ",".join(f"{name}={w}" for name, w in zip(chain, used, strict=True))
+        else:
+            weights = used[0]
         _check_compatible(chain, stages, data)
         start = time.perf_counter()
         images = _draw(stages, chain, n, seed=seed, batch_size=batch_size, device=device, precision=precision,

@@ -35,6 +35,13 @@ FLAGS = {
     "resume": "--resume",
     "device": "--device",
     "precision": "--precision",
+    "augment": "--augment",
+    "r1_gamma": "--r1",
+    "dropout_from_epoch": "--dropout-from-epoch",
+    "dropout_until_epoch": "--dropout-until-epoch",
+    "eval_every": "--eval-every",
+    "validation": "--validation",
+    "eval_samples": "--eval-samples",
 }
 
 
@@ -45,7 +52,9 @@ def run_train(cfg: TrainConfig, *, progress: bool = True, console: Console | Non
             cfg.data, out=cfg.out, chain=cfg.chain, data_options=parse_data_options(cfg.data_option),
             epochs=cfg.epochs, width=cfg.width, batch_size=cfg.batch_size, resolution=cfg.resolution,
             seed=cfg.seed, label_smoothing=cfg.label_smoothing, spatial_dropout=cfg.spatial_dropout,
-            dropout_from_epoch=cfg.dropout_from_epoch, sample_every=cfg.sample_every,
+            dropout_from_epoch=cfg.dropout_from_epoch, dropout_until_epoch=cfg.dropout_until_epoch,
+            augment=cfg.augment, r1_gamma=cfg.r1, sample_every=cfg.sample_every, eval_every=cfg.eval_every,
+            validation=cfg.validation, eval_samples=cfg.eval_samples,
             ema_decay=cfg.ema_decay, cache=cfg.cache, workers=cfg.workers, resume=cfg.resume,
             device=cfg.device, precision=cfg.precision, progress=bool(getattr(cfg, "progress", progress)),
             console=console or Console(),

@@ -92,15 +92,22 @@ def _read_stage(path: Path) -> StageMetadata:
     return read_metadata(path, StageMetadata, label=str(path), error=GangalError, missing=missing)
 
 
-def load_generator(folder: Path, *, weights: str = "ema") -> tuple[nn.Module, dict[str, Any]]:
+#: The weight files of a stage folder, by ``--weights``.
+WEIGHT_FILES = {"ema": "generator-ema.safetensors", "raw": "generator.safetensors",
+                "best": "generator-best.safetensors"}  # fmt: skip
+
+
+def load_generator(folder: Path, *, weights: str = "auto") -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild a stage's generator from its folder alone, in evaluation mode.
 
     Parameters
     ----------
     folder : Path
         A stage folder written by ``gangal train`` (e.g. ``MODEL/dcgan``).
-    weights : {"ema", "raw"}, optional
-        The moving-average weights (default) or the last training step's.
+    weights : {"ema", "raw", "best", "auto"}, optional
+        The moving-average weights (default), the last training step's, the moving-average
+        weights of the epoch model selection kept (``--eval-every``), or ``"auto"``: the
+        selected ones where the stage has them, else the moving average.
 
     Returns
     -------
@@ -111,9 +118,16 @@ def load_generator(folder: Path, *, weights: str = "ema") -> tuple[nn.Module, di
     """
     from gangal_core.plugins import get_registry
 
-    if weights not in ("ema", "raw"):
-        raise GangalError(f"--weights {weights!r}: expected ema or raw.")
-    path = Path(folder) / ("generator-ema.safetensors" if weights == "ema" else "generator.safetensors")
+    if weights not in WEIGHT_FILES and weights != "auto":
+        raise GangalError(f"--weights {weights!r}: expected ema, raw, best or auto.")
+    if weights == "auto":
+        weights = "best" if (Path(folder) / WEIGHT_FILES["best"]).is_file() else "ema"
+    path = Path(folder) / WEIGHT_FILES[weights]
+    if weights == "best" and not path.is_file():
+        raise GangalError(
+            f"--weights best: {folder} holds no {WEIGHT_FILES['best']}; the stage was trained without "
+            "--eval-every, so no epoch was selected. Use --weights ema (or auto)."
+        )
     meta = _read_stage(path)
     if meta.stage == "dcgan":
         options = meta.generator or {}
@@ -132,7 +146,9 @@ def load_generator(folder: Path, *, weights: str = "ema") -> tuple[nn.Module, di
             return {"": refiner_cls(**config).build_generator()}
 
     network = load_checked(path, build, label=str(path), error=GangalError)[""]
-    return network.eval().requires_grad_(False), meta.model_dump(exclude_unset=True)
+    doc = meta.model_dump(exclude_unset=True)
+    doc["weights_used"] = weights
+    return network.eval().requires_grad_(False), doc
 
 
 @torch.no_grad()

@@ -18,6 +18,7 @@ every few epochs.  The network configuration travels in each file's metadata, so
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ from gangal_core.runtime.distributed import current as current_shard
 from gangal_core.runtime.distributed import global_batch_norm
 from gangal_core.training import LossHistory, Trainer
 
+from .augment import R1_EVERY, DifferentiableAugment, r1_penalty
 from .networks import (
     LATENT_SIZE,
     DCGANDiscriminator,
@@ -43,6 +45,7 @@ from .networks import (
     Refiner,
     channels_last,
 )
+from .selection import BEST, ModelSelection, finite, fixed_noise
 from .stages import save_network
 
 __all__ = ["CHECKPOINT", "GRID_SIZE", "DCGANTrainer", "GANTrainer", "RefinerTrainer", "StageResult"]
@@ -87,8 +90,17 @@ class GANTrainer(Trainer):
         Adam's betas (the paper's (0.5, 0.999)).
     ema_decay : float, optional
         Decay of the generator's moving average (0.999).
+    augment : sequence of str, optional
+        Differentiable augmentations of every image the discriminator sees, real and
+        generated (:data:`~gangal_core.chain.augment.AUGMENTATIONS`; default none).
+    r1_gamma : float, optional
+        Weight ``gamma`` of the R1 penalty on real images (default 0: off), evaluated every
+        :data:`~gangal_core.chain.augment.R1_EVERY` steps.
     sample_every : int, optional
         Epochs between sample grids (and at the last epoch).
+    selection : ModelSelection, optional
+        Score the generator against validation images every few epochs and keep the best
+        (:mod:`gangal_core.chain.selection`); default none.
     resume : bool, optional
         Continue from the checkpoint in ``folder``.
     progress : bool, optional
@@ -113,12 +125,16 @@ class GANTrainer(Trainer):
         seed: int = 0,
         betas: tuple[float, float] = (0.5, 0.999),
         ema_decay: float = 0.999,
+        augment: Sequence[str] = (),
+        r1_gamma: float = 0.0,
         sample_every: int = 1,
+        selection: ModelSelection | None = None,
         resume: bool = False,
         progress: bool = True,
         device: str | torch.device = "cpu",
         precision: str = "float32",
     ) -> None:
+        self.selection = selection
         super().__init__(
             iterations=int(epochs) * len(batches),
             checkpoint=Path(folder) / CHECKPOINT,
@@ -147,6 +163,12 @@ class GANTrainer(Trainer):
         self.models.update(generator=generator, discriminator=discriminator, ema=self.ema)
         self.optimisers.update(generator=self.opt_g, discriminator=self.opt_d)
         self.generators["noise"] = self.noise
+        self.augment = DifferentiableAugment(augment, generator=torch.Generator().manual_seed(self.seed + 2))
+        if self.augment:  # a run without augmentation keeps its checkpoints as they were
+            self.generators["augment"] = self.augment.generator
+        if r1_gamma < 0:
+            raise ConfigError(f"r1_gamma: expected a weight of 0 or more, found {r1_gamma}.")
+        self.r1_gamma, self._r1 = float(r1_gamma), 0.0
         self._batches_iter: Any = None
         self._position = (-1, -1)  # (epoch, batch) the open iterator is at
 
@@ -194,15 +216,11 @@ class GANTrainer(Trainer):
         real_labels = to_device(self.real_labels(len(real)), dev)
         with mixed:
             fake = self.generator(channels_last(generator_input))
-            real_logits = self.discriminator(real).float()
-            fake_logits = self.discriminator(fake.detach()).float()
-        loss_d = F.binary_cross_entropy_with_logits(
-            real_logits, real_labels
-        ) + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
+        loss_d = self.discriminator_loss(real, fake.detach(), real_labels, iteration)
         self.update("discriminator", loss_d)
 
         with autocast(dev, self.precision):
-            fake_logits = self.discriminator(fake).float()
+            fake_logits = self.discriminator(self.seen(fake)).float()
         loss_g, parts = self.generator_loss(fake_logits, fake.float(), real)
         self.update("generator", loss_g)
         self.ema.update()
@@ -210,7 +228,63 @@ class GANTrainer(Trainer):
         last = b == len(self.batches) - 1
         if last and self.shard.is_main and ((epoch + 1) % self.sample_every == 0 or epoch + 1 == self.epochs):
             self.save_grid(epoch + 1)
-        return {"D": float(loss_d.detach()), "G": float(loss_g.detach()), **parts}
+        if last and self.shard.is_main and self.selection and self.selection.due(epoch + 1, self.epochs):
+            self.select(epoch + 1)
+        r1 = {"R1": self._r1} if self.r1_gamma else {}
+        return {"D": float(loss_d.detach()), "G": float(loss_g.detach()), **parts, **r1}
+
+    # ---- model selection ---------------------------------------------------------------------
+    def selection_images(self, n: int) -> torch.Tensor:
+        """``n`` images of the moving-average generator in [0, 1], for :class:`ModelSelection`."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def select(self, epoch: int) -> None:
+        """Score the moving-average generator now; keep its weights if they are the best so far."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        images = self.selection_images(self.selection.n_samples).float().cpu().numpy()
+        row = self.selection.score(images, epoch)
+        if row["best"]:
+            meta = {**self.metadata(), "epochs": epoch, "seed": self.seed, "selected_by": finite(row)}
+            save_network(self.folder / BEST, self.ema.model, role="generator-ema", **meta)
+        self.selection.write_history(self.folder)
+
+    def extra_state(self) -> dict[str, Any]:
+        return {"selection": self.selection.state_dict()} if self.selection else {}
+
+    def load_extra_state(self, extra: dict[str, Any]) -> None:
+        if self.selection and "selection" in extra:
+            self.selection.load_state_dict(extra["selection"])
+
+    def _in_batches(self, inputs: torch.Tensor, size: int = 64) -> torch.Tensor:
+        model = self.ema.model
+        outputs = [model(channels_last(to_device(inputs[k : k + size], self.device))).float().cpu()
+                   for k in range(0, len(inputs), size)]  # fmt: skip
+        return (torch.cat(outputs) + 1) / 2
+
+    def seen(self, images: torch.Tensor) -> torch.Tensor:
+        """What the discriminator sees of ``images``: them, augmented if asked (channels last)."""
+        return channels_last(self.augment(images)) if self.augment else images
+
+    def discriminator_loss(
+        self, real: torch.Tensor, fake: torch.Tensor, real_labels: torch.Tensor, iteration: int
+    ) -> torch.Tensor:
+        """The discriminator's cross-entropy on (augmented) real and generated images, plus lazy R1."""
+        r1_now = self.r1_gamma > 0 and iteration % R1_EVERY == 0
+        real_seen = self.seen(real)
+        if r1_now:
+            real_seen = real_seen.detach().requires_grad_(True)
+        with autocast(self.device, self.precision):
+            real_logits = self.discriminator(real_seen).float()
+            fake_logits = self.discriminator(self.seen(fake)).float()
+        loss = F.binary_cross_entropy_with_logits(
+            real_logits, real_labels
+        ) + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
+        if r1_now:
+            penalty = r1_penalty(real_logits, real_seen)
+            self._r1 = float(penalty.detach())
+            loss = loss + self.r1_gamma / 2 * R1_EVERY * penalty
+        return loss
 
     def _start_epoch(self, epoch: int, b: int) -> None:
         for group in (*self.opt_g.param_groups, *self.opt_d.param_groups):
@@ -246,6 +320,12 @@ class GANTrainer(Trainer):
     def write(self, result: StageResult) -> None:
         meta = {**self.metadata(), "epochs": self.epochs, "seed": self.seed,
                 "data": self.batches.source.describe()}  # fmt: skip
+        if self.selection and self.selection.best:
+            meta["selection"] = {"every": self.selection.every, "n_samples": self.selection.n_samples,
+                                 "validation": self.selection.validation.describe(),
+                                 "best": finite(self.selection.best)}  # fmt: skip
+        if self.augment or self.r1_gamma:  # recorded when used; older files stay as they were
+            meta["small_data"] = {"augment": list(self.augment.policy), "r1_gamma": self.r1_gamma}
         save_network(self.folder / "generator.safetensors", self.generator, role="generator", **meta)
         save_network(self.folder / "generator-ema.safetensors", self.ema.model, role="generator-ema", **meta)
         save_network(
@@ -305,7 +385,12 @@ class DCGANTrainer(GANTrainer):
         Spatial dropout between hidden layers (section 3.2.5).
     dropout_from_epoch : int, optional
         Switch on dropout (p = 0.5) before the discriminator's last layer from this epoch
-        (counted from 1; section 3.3).  ``None``: never.
+        (counted from 1): the reading of section 3.3's text, "introducing a dropout layer
+        at the 200th epoch".  ``None``: never.
+    dropout_until_epoch : int, optional
+        Dropout (p = 0.5) before the discriminator's last layer for epochs 1 to this one,
+        then off: the reading of the paper's framed specification and Fig. 8's caption.
+        At most one of the two readings may be given.
     cache, workers
         Passed to :class:`~gangal_core.data.ImageBatches`.
     **options
@@ -324,6 +409,7 @@ class DCGANTrainer(GANTrainer):
         label_smoothing: float = 0.0,
         spatial_dropout: str = "none",
         dropout_from_epoch: int | None = None,
+        dropout_until_epoch: int | None = None,
         cache: str = "memory",
         workers: int | None = None,
         **options: Any,
@@ -337,9 +423,16 @@ class DCGANTrainer(GANTrainer):
         batches = ImageBatches(source, resolutions=(resolution,), batch_size=batch_size, seed=seed,
                                cache=cache, workers=workers, rows=_my_rows(batch_size))  # fmt: skip
         self.label_smoothing = float(label_smoothing)
-        self.dropout_from_epoch = dropout_from_epoch
+        if dropout_from_epoch is not None and dropout_until_epoch is not None:
+            raise ConfigError(
+                f"dropout_from_epoch={dropout_from_epoch} and dropout_until_epoch={dropout_until_epoch}: "
+                "these are the paper's two readings of one schedule; give one of them."
+            )
+        self.dropout_from_epoch, self.dropout_until_epoch = dropout_from_epoch, dropout_until_epoch
         self.options = {"label_smoothing": self.label_smoothing, "spatial_dropout": spatial_dropout,
                         "dropout_from_epoch": dropout_from_epoch}  # fmt: skip
+        if dropout_until_epoch is not None:  # recorded when used; older files stay as they were
+            self.options["dropout_until_epoch"] = dropout_until_epoch
         super().__init__(gen, disc, batches, **options)
         self._grid_z = torch.randn(GRID_SIZE, LATENT_SIZE, generator=torch.Generator().manual_seed(seed + 1))
 
@@ -357,11 +450,16 @@ class DCGANTrainer(GANTrainer):
         return labels[self.batches.rows]
 
     def on_epoch_start(self, epoch: int) -> None:
-        on = self.dropout_from_epoch is not None and epoch + 1 >= self.dropout_from_epoch
+        on = (self.dropout_from_epoch is not None and epoch + 1 >= self.dropout_from_epoch) or (
+            self.dropout_until_epoch is not None and epoch + 1 <= self.dropout_until_epoch
+        )
         self.discriminator.final_dropout.p = 0.5 if on else 0.0
 
     def grid_input(self) -> torch.Tensor:
         return self._grid_z
+
+    def selection_images(self, n: int) -> torch.Tensor:
+        return self._in_batches(fixed_noise(n, LATENT_SIZE, self.seed))
 
     def metadata(self) -> dict[str, Any]:
         return {"stage": "dcgan", "generator": self.generator.config,
@@ -423,6 +521,11 @@ class RefinerTrainer(GANTrainer):
 
     def grid_input(self) -> torch.Tensor:
         return self._grid_batch
+
+    def selection_images(self, n: int) -> torch.Tensor:
+        """The validation images at the input resolution, refined (compared at the output's)."""
+        inputs = self.selection.images(self.refiner.input_resolution)[:n]
+        return self._in_batches(torch.from_numpy(inputs))
 
     def metadata(self) -> dict[str, Any]:
         return {"stage": self.refiner.name, "refiner": self.refiner.name, "config": self.refiner.config()}

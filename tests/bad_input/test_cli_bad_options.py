@@ -243,6 +243,14 @@ BAD_OPTIONS = [
         _words("none", "generator", "discriminator", "both"),
     ),
     ("train", "--dropout-from-epoch", ("--dropout-from-epoch", "dropout_from_epoch:"), _count_values(1)),
+    ("train", "--dropout-until-epoch", ("--dropout-until-epoch", "dropout_until_epoch:"), _count_values(1)),
+    ("train", "--r1", ("--r1", "r1:"), st.one_of(st.sampled_from(["-1", "nan", "inf", "-0.5"]), NOT_A_FLOAT)),
+    (
+        "train",
+        "--augment",
+        ("--augment", "unknown augmentation"),
+        st.sampled_from(["colour", "flip,zoom", "rot45"]),
+    ),
     (
         "train",
         "--data",

@@ -1,0 +1,157 @@
+"""Differentiable augmentation and the R1 penalty: GAN training for small sets of real images.
+
+A GAN's discriminator trained on a few thousand real images learns them by heart; its
+verdict then stops carrying information the generator can use, and the generator drifts
+or collapses.  Two remedies from the literature, both optional in ``gangal train``:
+
+* **Differentiable augmentation** (DiffAugment; Zhao et al. 2020, "Differentiable
+  Augmentation for Data-Efficient GAN Training").  The *same* random transformations are
+  applied to real and generated images before the discriminator sees them, in the
+  discriminator's step and in the generator's, so the discriminator never sees an
+  un-augmented image and the generator's gradient passes through the transformation.
+  Augmenting only the real images would teach the generator to draw augmented images.
+  gangal's transformations (:data:`AUGMENTATIONS`):
+
+  - ``flip``: mirror left-right and top-bottom, each with probability 1/2;
+  - ``rot90``: rotate by 0, 90, 180 or 270 degrees, equally likely (square images).
+    For galaxies these two are free: the sky has no preferred orientation, so the
+    transformed image is as real as the original;
+  - ``translation``: shift by up to 1/8 of the side in each direction, the edge pixels
+    repeated into the gap (for a galaxy cutout: more sky, not a grey or black frame);
+  - ``cutout``: set a random square of half the side to 0 (mid-grey in ``[-1, 1]``), as
+    DiffAugment does.
+
+* **R1** (Mescheder, Geiger & Nowozin 2018, "Which Training Methods for GANs do actually
+  Converge?"): ``gamma / 2 * E ||grad_x D(x)||^2`` on real images, which keeps the
+  discriminator flat on the data and its gradients to the generator well-behaved.  It is
+  evaluated lazily, every :data:`R1_EVERY` discriminator steps and scaled by as much (as
+  in StyleGAN2), since the double backward pass costs about as much as a step.
+
+Random draws come from a seeded CPU :class:`torch.Generator`, so a seed gives the same
+augmentations on every device, and a checkpoint resumes them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from gangal_core.errors import ConfigError
+
+__all__ = ["AUGMENTATIONS", "R1_EVERY", "DifferentiableAugment", "parse_augment", "r1_penalty"]
+
+#: The transformations :class:`DifferentiableAugment` knows, in the order it applies them.
+AUGMENTATIONS = ("flip", "rot90", "translation", "cutout")
+#: Discriminator steps between two evaluations of the lazy R1 penalty.
+R1_EVERY = 16
+
+
+def parse_augment(value: str | Sequence[str] | None, *, option: str = "--augment") -> tuple[str, ...]:
+    """``"flip,rot90"`` (or a sequence, or ``"none"``) as a checked tuple of transformation names.
+
+    Raises
+    ------
+    ConfigError
+        A name that is not one of :data:`AUGMENTATIONS`, named with the known ones.
+    """
+    if value is None:
+        return ()
+    names = [str(v).strip() for v in (value.split(",") if isinstance(value, str) else value)]
+    names = [n for n in names if n and n != "none"]
+    unknown = [n for n in names if n not in AUGMENTATIONS]
+    if unknown:
+        raise ConfigError(
+            f"{option}: unknown augmentation {', '.join(repr(n) for n in unknown)}; "
+            f"expected a comma-separated list of {', '.join(AUGMENTATIONS)} (or none)."
+        )
+    return tuple(n for n in AUGMENTATIONS if n in names)  # one order, whatever the spelling
+
+
+class DifferentiableAugment:
+    """Random transformations of a batch that gradients pass through (DiffAugment).
+
+    Parameters
+    ----------
+    policy : sequence of str
+        Names from :data:`AUGMENTATIONS`; applied in that tuple's order.  Empty: identity.
+    generator : torch.Generator
+        CPU generator of the random draws (a trainer keeps it in its checkpoint).
+    translation : float, optional
+        The largest shift, as a fraction of the image side (default 1/8).
+    cutout : float, optional
+        The side of the cut-out square, as a fraction of the image side (default 1/2).
+    """
+
+    def __init__(
+        self,
+        policy: Sequence[str],
+        *,
+        generator: torch.Generator,
+        translation: float = 0.125,
+        cutout: float = 0.5,
+    ) -> None:
+        self.policy = parse_augment(tuple(policy))
+        self.generator = generator
+        self.translation, self.cutout_size = float(translation), float(cutout)
+
+    def __bool__(self) -> bool:
+        return bool(self.policy)
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        """Transform ``(n, C, H, W)`` ``images``, each image its own draw."""
+        for name in self.policy:
+            images = getattr(self, f"_{name}")(images)
+        return images
+
+    def _draw(self, n: int, high: int, device: torch.device) -> torch.Tensor:
+        return torch.randint(0, high, (n,), generator=self.generator).to(device)
+
+    def _flip(self, x: torch.Tensor) -> torch.Tensor:
+        n = x.shape[0]
+        lr = self._draw(n, 2, x.device).bool().view(n, 1, 1, 1)
+        tb = self._draw(n, 2, x.device).bool().view(n, 1, 1, 1)
+        x = torch.where(lr, x.flip(-1), x)
+        return torch.where(tb, x.flip(-2), x)
+
+    def _rot90(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] != x.shape[-2]:
+            raise ConfigError(f"--augment rot90: needs square images, found {tuple(x.shape[-2:])}.")
+        n = x.shape[0]
+        k = self._draw(n, 4, x.device)
+        turned = torch.stack([torch.rot90(x, j, dims=(-2, -1)) for j in range(4)])
+        return turned[k, torch.arange(n, device=x.device)]
+
+    def _translation(self, x: torch.Tensor) -> torch.Tensor:
+        n, _, h, w = x.shape
+        s = max(1, round(self.translation * min(h, w)))
+        dy = self._draw(n, 2 * s + 1, x.device) - s
+        dx = self._draw(n, 2 * s + 1, x.device) - s
+        padded = F.pad(x, (s, s, s, s), mode="replicate")
+        rows = (torch.arange(h, device=x.device)[None, :] + s - dy[:, None])[:, None, :, None]
+        cols = (torch.arange(w, device=x.device)[None, :] + s - dx[:, None])[:, None, None, :]
+        batch = torch.arange(n, device=x.device)[:, None, None, None]
+        channel = torch.arange(x.shape[1], device=x.device)[None, :, None, None]
+        return padded[batch, channel, rows, cols]
+
+    def _cutout(self, x: torch.Tensor) -> torch.Tensor:
+        n, _, h, w = x.shape
+        size_h, size_w = max(1, round(self.cutout_size * h)), max(1, round(self.cutout_size * w))
+        # the square's centre anywhere in the image, so it may hang over an edge (as DiffAugment)
+        cy = self._draw(n, h + (1 - size_h % 2), x.device)
+        cx = self._draw(n, w + (1 - size_w % 2), x.device)
+        ys = torch.arange(h, device=x.device)[None, :] - (cy[:, None] - size_h // 2)
+        xs = torch.arange(w, device=x.device)[None, :] - (cx[:, None] - size_w // 2)
+        inside = ((ys >= 0) & (ys < size_h))[:, :, None] & ((xs >= 0) & (xs < size_w))[:, None, :]
+        return x * (~inside).to(x.dtype)[:, None]
+
+
+def r1_penalty(logits: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+    """``E ||grad_x D(x)||^2`` over a batch: the R1 gradient penalty without its ``gamma / 2``.
+
+    ``images`` must require gradients and ``logits`` be the discriminator's output for them;
+    the result keeps the graph, so it can be added to the discriminator's loss.
+    """
+    (grad,) = torch.autograd.grad(logits.float().sum(), images, create_graph=True)
+    return grad.float().square().flatten(1).sum(1).mean()
