@@ -358,7 +358,7 @@ class CalibrateConfig(CostlySimulator, Architectures, RunOptions):
         default=None,
         ge=0,
         description="Rounds of simulations near the best match after the first bank "
-        "(default: 2 with --budget, else 0).",
+        "(default: 3 with --budget, else 0).",
     )
     first_bank: Annotated[float, Flag(SIMULATIONS)] = Field(
         default=0.6, gt=0, le=1, description="The first bank's share of the --budget (the rest: the rounds)."
@@ -384,8 +384,10 @@ class CalibrateConfig(CostlySimulator, Architectures, RunOptions):
     iterations: Annotated[int, Flag(TRAINING)] = Field(
         default=3000, ge=1, description="Training minibatches."
     )
-    pretrain_iterations: Annotated[int, Flag(TRAINING)] = Field(
-        default=4000, ge=1, description="Pretraining minibatches (without --emulator)."
+    pretrain_iterations: Annotated[int | None, Flag(TRAINING)] = Field(
+        default=None,
+        ge=1,
+        description="Pretraining minibatches (without --emulator); default 4000, 1600 in rounds.",
     )
     batch_size: Annotated[int, Flag(TRAINING)] = Field(default=256, ge=2, description="Images per minibatch.")
     recipe: Annotated[CalibrationRecipe, Flag(TRAINING)] = Field(

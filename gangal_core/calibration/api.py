@@ -38,6 +38,7 @@ from gangal_core.simulation.spec import callable_simulator
 from .costly import costly_run_asked
 from .emulator import TrainedEmulator
 from .result import CalibrationResult
+from .rounds import PRETRAIN_ITERATIONS
 
 __all__ = ["calibrate", "pretrain"]
 
@@ -132,7 +133,7 @@ def calibrate(
     emulator: TrainedEmulator | str | Path | None = None,
     ranges: Mapping[str, tuple[float, float]] | None = None,
     iterations: int = 3000,
-    pretrain_iterations: int = 4000,
+    pretrain_iterations: int | None = None,
     batch_size: int = 256,
     recipe: str = "default",
     pretrain_recipe: str = "likelihood",
@@ -180,8 +181,8 @@ def calibrate(
         Images in a true set drawn from the truth (default 10000).
     emulator : TrainedEmulator or path-like, optional
         A pretrained emulator (or its folder or file); by default one is pretrained first
-        (into ``out/emulator``), with ``pretrain_iterations``, ``pretrain_recipe``,
-        ``emulator_arch`` and ``critic_arch``.
+        (into ``out/emulator``), with ``pretrain_iterations`` (default 4000, or 1600 when
+        rounds refine the emulator), ``pretrain_recipe``, ``emulator_arch`` and ``critic_arch``.
     ranges : dict, optional
         ``{name: (low, high)}`` replacing declared parameter ranges (to pretrain over).
     iterations, batch_size, recipe, discriminator_input, critic_arch, n_samples, seed : optional
@@ -207,7 +208,7 @@ def calibrate(
         Stored simulations to pretrain from instead of simulating a first bank (a ``gangal
         simulate`` output, or images with a parameter CSV: ``bank_parameters``).
     rounds : int, optional
-        Rounds of simulations near the best match after the first bank (default 2 with a
+        Rounds of simulations near the best match after the first bank (default 3 with a
         budget and a simulator gangal can call, else 0).
     first_bank : float, optional
         The first bank's share of the budget the predictive check leaves (default 0.6).
@@ -239,6 +240,8 @@ def calibrate(
                        "emulator_arch": emulator_arch}  # fmt: skip
         if costly_run_asked(budget, bank, sim):
             pretraining["validation"] = validation
+        else:
+            pretraining["iterations"] = pretrain_iterations or PRETRAIN_ITERATIONS
         training = {**run, "iterations": iterations, "recipe": recipe,
                     "discriminator_input": discriminator_input, "n_samples": n_samples}  # fmt: skip
         timing: dict[str, float] = {}

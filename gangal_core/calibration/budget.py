@@ -73,7 +73,7 @@ class BudgetPlan:
 def plan_budget(
     budget: int,
     *,
-    rounds: int = 2,
+    rounds: int = 3,
     first_bank: float = FIRST_BANK_SHARE,
     predictive_check: bool = True,
 ) -> BudgetPlan:
@@ -84,7 +84,7 @@ def plan_budget(
     budget : int
         The most simulator images the run may make.
     rounds : int, optional
-        Rounds after the first bank (default 2); 0 spends everything on the first bank.
+        Rounds after the first bank (default 3); 0 spends everything on the first bank.
     first_bank : float, optional
         The first bank's share of what the predictive check leaves (default 0.6), when there
         are rounds; the rounds share the rest equally.

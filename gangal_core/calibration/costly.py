@@ -31,7 +31,7 @@ from .budget import BudgetPlan, plan_budget, plan_for_bank
 from .emulator import TrainedEmulator
 from .predictive import MIN_IMAGES, PREDICTIVE_IMAGES, PredictiveCheck, check_best_match
 from .result import CalibrationResult
-from .rounds import calibrate_in_rounds
+from .rounds import PRETRAIN_IN_ROUNDS, PRETRAIN_ITERATIONS, ROUNDS, calibrate_in_rounds
 
 __all__ = ["BEST_MATCH_FILE", "CostlyRun", "calibrate_costly", "costly_predictive_check", "costly_run_asked",
            "emulated_stand_in", "pretrain_costly"]
@@ -88,7 +88,7 @@ def calibrate_costly(
     phases; the discriminator always sees emulated images here.
     """
     can_call = callable_simulator(simulator)
-    rounds = (2 if budget is not None and can_call else 0) if rounds is None else rounds
+    rounds = (ROUNDS if budget is not None and can_call else 0) if rounds is None else rounds
     stored = _bank(bank, simulator, bank_parameters)
     if not can_call and (stored is None or rounds):
         raise ArgumentError(
@@ -107,7 +107,7 @@ def calibrate_costly(
         meter, true_images, plan, folder=folder, bank=stored,
         pretrain_options={k: pretraining[k] for k in _PRETRAIN_KEYS},
         calibrate_options={k: training[k] for k in _TRAIN_KEYS},
-        iterations=training["iterations"], pretrain_iterations=pretraining["iterations"],
+        iterations=training["iterations"], pretrain_iterations=_pretrain_iterations(pretraining, plan),
         recipe=training["recipe"], seed=training["seed"], resume=training["resume"],
         report=_reporter(meter, enabled=training["progress"]),
     )  # fmt: skip
@@ -117,6 +117,11 @@ def calibrate_costly(
     bank_record = None if stored is None else {"source": stored.source, "n_images": len(stored)}
     record = {**meter.usage(), "simulation_plan": plan.to_dict(), "rounds": run.rounds, "bank": bank_record}
     return CostlyRun(meter, run.calibration, run.emulator, plan, record)
+
+
+def _pretrain_iterations(pretraining: dict[str, Any], plan: BudgetPlan) -> int:
+    """The emulator's pretraining minibatches: as asked, else fewer when rounds refine it."""
+    return pretraining["iterations"] or (PRETRAIN_IN_ROUNDS if plan.rounds else PRETRAIN_ITERATIONS)
 
 
 def costly_run_asked(budget: int | None, bank: Any, simulator: Simulator) -> bool:

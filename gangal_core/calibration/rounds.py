@@ -42,7 +42,15 @@ from .gan import CALIBRATION, Anchors, CalibrationTrainer, check_compatible
 from .pretraining import pretrain
 from .result import CalibrationResult
 
-__all__ = ["RoundsResult", "calibrate_in_rounds", "propose", "round_iterations"]
+__all__ = [
+    "PRETRAIN_IN_ROUNDS",
+    "PRETRAIN_ITERATIONS",
+    "ROUNDS",
+    "RoundsResult",
+    "calibrate_in_rounds",
+    "propose",
+    "round_iterations",
+]
 
 #: How much wider than the best match the next round's parameters are spread.
 WIDEN = 2.0
@@ -50,6 +58,15 @@ WIDEN = 2.0
 UNIFORM_SHARE = 0.2
 #: The share of a round's simulations that are the generator's own draws (D's anchors).
 ANCHOR_SHARE = 0.5
+#: Emulator pretraining minibatches of a calibration without rounds (no budget, or a bank alone).
+PRETRAIN_ITERATIONS = 4000
+#: Rounds after the first bank when a budget is given and ``--rounds`` is not.
+ROUNDS = 3
+#: Emulator pretraining minibatches of a run in rounds (each refinement: half as many).  The
+#: rounds refine the emulator near the best match and anchor D on simulations, so it needs
+#: less than an unbudgeted run's 4,000: with 3 rounds, 1,600 + 3 x 800 passed as often as
+#: 4,000 + 2 x 2,000 with 2 rounds, in half the wall time (benchmarks/RESULTS.md, session 10).
+PRETRAIN_IN_ROUNDS = 1600
 
 
 @dataclass
@@ -134,7 +151,7 @@ def calibrate_in_rounds(
     pretrain_options: dict[str, Any],
     calibrate_options: dict[str, Any],
     iterations: int = 3000,
-    pretrain_iterations: int = 4000,
+    pretrain_iterations: int = PRETRAIN_IN_ROUNDS,
     refine_iterations: int | None = None,
     recipe: str = "default",
     seed: int = 0,
@@ -162,7 +179,7 @@ def calibrate_in_rounds(
     iterations : int, optional
         Generator iterations over all rounds (:func:`round_iterations` shares them).
     pretrain_iterations : int, optional
-        Minibatches of the first pretraining.
+        Minibatches of the first pretraining (default :data:`PRETRAIN_IN_ROUNDS`).
     refine_iterations : int, optional
         Minibatches of each refinement of the emulator (default half of
         ``pretrain_iterations``).

@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from gangal_core.calibration import load_emulator
+from gangal_core.calibration.rounds import ROUNDS
 from gangal_core.cli import app
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "external-simulator"
@@ -60,7 +61,8 @@ def test_a_budget_is_never_passed_by_the_simulators_own_count(counting, tmp_path
     assert doc["budget"] == 1500 and doc["simulator_seconds"] > 0
     plan = doc["simulation_plan"]
     assert plan["first_bank"] + sum(plan["rounds"]) + plan["predictive"] == 1500
-    assert len(doc["rounds"]) == 3 and doc["predictive_check"]["n_test"] == plan["predictive"] // 2
+    assert len(doc["rounds"]) == 1 + ROUNDS == 4  # the first bank's stage, then the default rounds
+    assert doc["predictive_check"]["n_test"] == plan["predictive"] // 2
     emulator = load_emulator(tmp_path / "run" / "emulator")
     assert emulator.info["simulator_images"] == 1500 - plan["predictive"]
     assert "Simulator: 1,500 images of a budget of 1,500" in result.output
