@@ -91,7 +91,7 @@ def test_every_model_field_is_an_option_of_its_command(command: str) -> None:
         ("calibrate", "<default|paper>"),
         ("calibrate", "<simulated|emulated>"),
         ("emulate", "<float32|bf16>"),
-        ("sample", "<ema|raw>"),
+        ("sample", "<auto|ema|raw|best>"),
         ("train", "none, generator, discriminator, both"),
         ("train", "<64|128>"),
     ],
