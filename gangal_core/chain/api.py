@@ -211,12 +211,11 @@ def _selection(source: Any, every: int, *, validation: float, n_samples: int, ev
         raise ArgumentError(f"{arg('eval_samples')}: expected 2 or more images, found {n_samples}.")
     train_part, held = split_validation(source, validation, seed=seed, option=arg("validation"))
     scorer = _evaluator(evaluator, "fast", workers)
-    shared: dict[str, Any] = {}
+    images: dict[int, np.ndarray] = {}  # the validation images, read once for every stage
 
     def make() -> ModelSelection:
-        selection = ModelSelection(held, every=every, evaluator=scorer, n_samples=n_samples, seed=seed)
-        selection._images = shared.setdefault("images", {})  # the validation images are read once
-        return selection
+        return ModelSelection(held, every=every, evaluator=scorer, n_samples=n_samples, seed=seed,
+                              images=images)  # fmt: skip
 
     return train_part, make
 

@@ -125,16 +125,26 @@ class ModelSelection:
         Generated images per score (default 256).
     seed : int, optional
         Seeds the DCGAN's fixed noise.
+    images : dict, optional
+        Where the validation images are kept by resolution once read; the stages of one
+        chain share one, so the images are decoded once.
     """
 
     def __init__(
-        self, validation: DataSource, *, every: int, evaluator: Any, n_samples: int = 256, seed: int = 0
+        self,
+        validation: DataSource,
+        *,
+        every: int,
+        evaluator: Any,
+        n_samples: int = 256,
+        seed: int = 0,
+        images: dict[int, np.ndarray] | None = None,
     ) -> None:
         if every < 1:
-            raise ConfigError(f"--eval-every: expected a number of epochs of 1 or more, found {every}.")
+            raise ConfigError(f"every: expected a number of epochs of 1 or more, found {every}.")
         self.validation, self.every, self.evaluator = validation, int(every), evaluator
         self.n_samples, self.seed = int(n_samples), int(seed)
-        self._images: dict[int, np.ndarray] = {}
+        self._images: dict[int, np.ndarray] = {} if images is None else images
         self._measured: dict[int, Measurements] = {}
         self.rows: list[dict[str, float]] = []
         self.best: dict[str, float] | None = None
