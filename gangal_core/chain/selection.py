@@ -39,12 +39,14 @@ from gangal_core.evaluation.compare import compare_measurements
 from gangal_core.evaluation.evaluator import Measurements
 from gangal_core.io.atomic import atomic_write_bytes
 
+from .stages import WEIGHT_FILES
+
 __all__ = ["MIN_VALIDATION", "ModelSelection", "SubsetSource", "finite", "split_validation"]
 
 #: The fewest validation images a selection compares with.
 MIN_VALIDATION = 32
 #: File names in a stage folder.
-HISTORY, PLOT, BEST = "selection.csv", "selection.png", "generator-best.safetensors"
+HISTORY, PLOT, BEST = "selection.csv", "selection.png", WEIGHT_FILES["best"]
 
 
 class SubsetSource(DataSource):

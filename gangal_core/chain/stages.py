@@ -105,9 +105,9 @@ def load_generator(folder: Path, *, weights: str = "auto") -> tuple[nn.Module, d
     folder : Path
         A stage folder written by ``gangal train`` (e.g. ``MODEL/dcgan``).
     weights : {"ema", "raw", "best", "auto"}, optional
-        The moving-average weights (default), the last training step's, the moving-average
-        weights of the epoch model selection kept (``--eval-every``), or ``"auto"``: the
-        selected ones where the stage has them, else the moving average.
+        ``"auto"`` (default): the weights of the epoch model selection kept where the stage
+        has them (``--eval-every``), else the moving average; ``"ema"`` the moving-average
+        weights, ``"raw"`` the last training step's, ``"best"`` the selected ones.
 
     Returns
     -------
