@@ -513,7 +513,7 @@ class TrainConfig(ShowsProgress, MixedPrecision, Resumable, Seeded):
     )
     augment: Annotated[tuple[str, ...], Flag(TRAINING, comma=True)] = Field(
         default=(),
-        description="Augment real and generated images before D: flip,rot90,translation,cutout.",
+        description="Augment what D sees: flip,rot90 (real images), translation,cutout (both).",
     )
     r1: Annotated[float, Flag(TRAINING)] = Field(
         default=0.0,

@@ -112,9 +112,9 @@ def train(
         As for :class:`~gangal_core.chain.DCGANTrainer` and
         :class:`~gangal_core.chain.RefinerTrainer`.
     augment : sequence of str, optional
-        Differentiable augmentations before every stage's discriminator, real and generated
-        images alike: ``"flip"``, ``"rot90"``, ``"translation"``, ``"cutout"``
-        (:mod:`gangal_core.chain.augment`).  Default none.
+        Augmentations before every stage's discriminator (:mod:`gangal_core.chain.augment`):
+        ``"flip"`` and ``"rot90"`` turn the real images (symmetries of the sky),
+        ``"translation"`` and ``"cutout"`` change real and generated images alike.  Default none.
     r1_gamma : float, optional
         Weight of the R1 gradient penalty on real images in every stage (default 0: off).
     eval_every : int, optional

@@ -91,8 +91,10 @@ class GANTrainer(Trainer):
     ema_decay : float, optional
         Decay of the generator's moving average (0.999).
     augment : sequence of str, optional
-        Differentiable augmentations of every image the discriminator sees, real and
-        generated (:data:`~gangal_core.chain.augment.AUGMENTATIONS`; default none).
+        Augmentations of what the discriminator sees
+        (:data:`~gangal_core.chain.augment.AUGMENTATIONS`; default none): the symmetries
+        (flips, 90-degree turns) of real images only, translation and cutout of real and
+        generated images alike.
     r1_gamma : float, optional
         Weight ``gamma`` of the R1 penalty on real images (default 0: off), evaluated every
         :data:`~gangal_core.chain.augment.R1_EVERY` steps.
@@ -262,16 +264,16 @@ class GANTrainer(Trainer):
                    for k in range(0, len(inputs), size)]  # fmt: skip
         return (torch.cat(outputs) + 1) / 2
 
-    def seen(self, images: torch.Tensor) -> torch.Tensor:
-        """What the discriminator sees of ``images``: them, augmented if asked (channels last)."""
-        return channels_last(self.augment(images)) if self.augment else images
+    def seen(self, images: torch.Tensor, *, real: bool = False) -> torch.Tensor:
+        """What the discriminator sees of (``real`` or generated) ``images``: augmented if asked."""
+        return channels_last(self.augment(images, real=real)) if self.augment else images
 
     def discriminator_loss(
         self, real: torch.Tensor, fake: torch.Tensor, real_labels: torch.Tensor, iteration: int
     ) -> torch.Tensor:
         """The discriminator's cross-entropy on (augmented) real and generated images, plus lazy R1."""
         r1_now = self.r1_gamma > 0 and iteration % R1_EVERY == 0
-        real_seen = self.seen(real)
+        real_seen = self.seen(real, real=True)
         if r1_now:
             real_seen = real_seen.detach().requires_grad_(True)
         with autocast(self.device, self.precision):

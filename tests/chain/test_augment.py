@@ -34,12 +34,12 @@ def test_parse_augment_orders_names_and_refuses_unknown_ones() -> None:
 def test_flips_and_rotations_only_move_pixels_and_draw_per_image() -> None:
     x = _batch()
     for name in ("flip", "rot90"):
-        y = _augment(name)(x)
+        y = _augment(name)(x, real=True)
         # each image is one of the 8 symmetries of the square: its sorted pixels are unchanged
         assert torch.equal(y.flatten(1).sort(dim=1).values, x.flatten(1).sort(dim=1).values)
         changed = (y != x).flatten(1).any(dim=1)
         assert 0.4 * len(x) < changed.sum() < len(x)  # per image, most but not all moved
-    rotated = _augment("rot90", seed=3)(x)
+    rotated = _augment("rot90", seed=3)(x, real=True)
     kinds = {
         next(k for k in range(4) if torch.equal(rotated[i], torch.rot90(x[i], k, dims=(-2, -1))))
         for i in range(len(x))
@@ -49,7 +49,7 @@ def test_flips_and_rotations_only_move_pixels_and_draw_per_image() -> None:
 
 def test_translation_shifts_whole_images_and_repeats_the_edges() -> None:
     x = _batch(n=32, size=16)
-    y = _augment("translation", seed=2)(x)
+    y = _augment("translation", seed=2)(x, real=False)
     shifts = set()
     for i in range(len(x)):
         padded = torch.nn.functional.pad(x[i : i + 1], (2, 2, 2, 2), mode="replicate")[0]
@@ -62,7 +62,7 @@ def test_translation_shifts_whole_images_and_repeats_the_edges() -> None:
 
 def test_cutout_zeroes_one_square_of_half_the_side_at_most() -> None:
     x = _batch(n=32, size=16) + 3.0  # no pixel is 0 before
-    y = _augment("cutout", seed=4)(x)
+    y = _augment("cutout", seed=4)(x, real=False)
     zeroed = y == 0
     assert torch.equal(y[~zeroed], x[~zeroed])
     per_image = zeroed[:, 0].flatten(1).sum(1)
@@ -72,7 +72,7 @@ def test_cutout_zeroes_one_square_of_half_the_side_at_most() -> None:
 
 def test_gradients_pass_through_every_augmentation() -> None:
     x = _batch(n=8).requires_grad_(True)
-    y = _augment(*AUGMENTATIONS)(x)
+    y = _augment(*AUGMENTATIONS)(x, real=True)
     y.square().sum().backward()
     assert x.grad is not None and x.grad.abs().sum() > 0
     # the gradient of a pixel that survived is 2y at its place: the map is a selection
@@ -81,8 +81,23 @@ def test_gradients_pass_through_every_augmentation() -> None:
 
 def test_same_seed_same_augmentations() -> None:
     x = _batch()
-    assert torch.equal(_augment(*AUGMENTATIONS, seed=7)(x), _augment(*AUGMENTATIONS, seed=7)(x))
-    assert not torch.equal(_augment(*AUGMENTATIONS, seed=7)(x), _augment(*AUGMENTATIONS, seed=8)(x))
+    for real in (True, False):
+        same = _augment(*AUGMENTATIONS, seed=7)(x, real=real), _augment(*AUGMENTATIONS, seed=7)(x, real=real)
+        assert torch.equal(*same)
+        assert not torch.equal(same[0], _augment(*AUGMENTATIONS, seed=8)(x, real=real))
+
+
+def test_symmetries_turn_real_images_only() -> None:
+    # a uniformly drawn flip or rotation on both sets would hide a generator's preferred
+    # orientation from the discriminator; the sky has none, so only real images are turned
+    x = _batch()
+    assert torch.equal(_augment("flip", "rot90")(x, real=False), x)
+    assert not torch.equal(_augment("flip", "rot90")(x, real=True), x)
+    turned = _augment(*AUGMENTATIONS, seed=5)(x, real=True)
+    shifted = _augment(*AUGMENTATIONS, seed=5)(x, real=False)
+    assert not torch.equal(turned, shifted)
+    # generated images get exactly the shift and the cutout, nothing else
+    assert torch.equal(shifted, _augment("translation", "cutout", seed=5)(x, real=False))
 
 
 def test_r1_penalty_is_the_squared_gradient_norm() -> None:
