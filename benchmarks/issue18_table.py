@@ -26,9 +26,9 @@ def row(folder: Path) -> list[str] | None:
         return None
     doc = json.loads(held.read_text())
     train = folder / "eval-train" / "evaluation.json"
-    below_train = (json.loads(train.read_text())["closest_match"]["summary"]["fraction_generated_below_that"]
+    below_train = (json.loads(train.read_text())["closest_match"]["fraction_generated_below_that"]
                    if train.is_file() else float("nan"))  # fmt: skip
-    below_held = doc["closest_match"]["summary"]["fraction_generated_below_that"]
+    below_held = doc["closest_match"]["fraction_generated_below_that"]
     cells, ok = [folder.name], True
     for q in QUANTITIES:
         entry = doc["quantities"][q]

@@ -479,7 +479,8 @@ class TrainConfig(ShowsProgress, MixedPrecision, Resumable, Seeded):
     )
     epochs: Annotated[tuple[int, ...], Flag(TRAINING, comma=True)] = Field(
         default=(),
-        description="Epochs: one value, or one per stage (default: 20 for dcgan, 12 for a refiner).",
+        description="Epochs, one value or per stage (default: as many as make 216,000 training images "
+        "for dcgan, 48,600 for a refiner).",
     )
     width: Annotated[tuple[int, ...], Flag(TRAINING, comma=True)] = Field(
         default=(32,),

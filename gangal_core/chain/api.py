@@ -28,13 +28,25 @@ from gangal_core.runtime.devices import resolve_device
 
 from .augment import parse_augment
 
-__all__ = ["TrainedChain", "plan_chain", "sample", "train"]
+__all__ = ["DEFAULT_TRAINING_IMAGES", "TrainedChain", "default_epochs", "plan_chain", "sample", "train"]
 
 CHAIN_FORMAT = "gangal-chain/1"
 STAGE_I = "dcgan"
-#: Epochs of a DCGAN and of a refiner when ``epochs`` is not given: about 16 minutes on 2 CPU
-#: cores for the default 2,048 synthetic galaxies at W = 32.
-DEFAULT_EPOCHS = (20, 12)
+#: Training images a DCGAN's and a refiner's discriminator see when ``epochs`` is not given
+#: (:func:`default_epochs`): 200 and 45 epochs of 1,080 Galaxy Zoo images, the recipe of
+#: ``benchmarks/RESULTS.md`` (issue 18), about 50 minutes on 2 CPU cores at W = 32.  Counted in
+#: images rather than epochs, a run takes about as long whatever the size of the set.
+DEFAULT_TRAINING_IMAGES = {"dcgan": 216_000, "refiner": 48_600}
+
+
+def default_epochs(kind: str, n_images: int) -> int:
+    """Epochs of a ``"dcgan"`` or ``"refiner"`` stage on ``n_images`` when none are given.
+
+    ``DEFAULT_TRAINING_IMAGES[kind] / n_images``, rounded, and at least 1: 200 epochs of the
+    DCGAN on 1,080 images, 105 on 2,048, 2 on 100,000.
+    """
+    images = DEFAULT_TRAINING_IMAGES["dcgan" if kind == "dcgan" else "refiner"]
+    return max(1, round(images / max(1, n_images)))
 
 
 @dataclass
@@ -154,8 +166,6 @@ def train(
         _check_small_data(dropout_from_epoch, dropout_until_epoch, r1_gamma)
         augment = parse_augment(augment, option=arg("augment"))
         plan = plan_chain(chain, resolution=resolution)
-        epochs_ = [n or (DEFAULT_EPOCHS[0] if s["kind"] == "dcgan" else DEFAULT_EPOCHS[1])
-                   for n, s in zip(_per_stage(epochs, chain, "epochs"), plan, strict=True)]  # fmt: skip
         widths = _per_stage(width, chain, "width")
         batch_sizes = _per_stage(batch_size, chain, "batch_size")
         folder = prepare_output_folder(out, resume=resume, holds="files",
@@ -165,6 +175,8 @@ def train(
         if eval_every is not None:
             source, selection = _selection(source, eval_every, validation=validation, n_samples=eval_samples,
                                            evaluator=evaluator, seed=seed, workers=workers)  # fmt: skip
+        epochs_ = [n or default_epochs(s["kind"], len(source))
+                   for n, s in zip(_per_stage(epochs, chain, "epochs"), plan, strict=True)]  # fmt: skip
         if shard.is_main:
             _write_real_sheets(folder, source, plan)
         result = TrainedChain(folder, _read_chain(folder), source.describe())

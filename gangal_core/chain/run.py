@@ -17,9 +17,18 @@ from gangal_core.config import SampleConfig, TrainConfig
 from gangal_core.data.sources import parse_data_options
 from gangal_core.runtime.api import command_line_names
 
-from .api import CHAIN_FORMAT, DEFAULT_EPOCHS, STAGE_I, plan_chain, sample, train
+from .api import CHAIN_FORMAT, DEFAULT_TRAINING_IMAGES, STAGE_I, default_epochs, plan_chain, sample, train
 
-__all__ = ["CHAIN_FORMAT", "DEFAULT_EPOCHS", "FLAGS", "STAGE_I", "plan_chain", "run_sample", "run_train"]
+__all__ = [
+    "CHAIN_FORMAT",
+    "DEFAULT_TRAINING_IMAGES",
+    "FLAGS",
+    "STAGE_I",
+    "default_epochs",
+    "plan_chain",
+    "run_sample",
+    "run_train",
+]
 
 #: How ``gangal train`` and ``gangal sample`` spell the Python API's arguments.
 FLAGS = {

@@ -137,3 +137,17 @@ def test_sample_bad_options_are_clear_errors(model: Path, tmp_path: Path) -> Non
     assert again.exit_code == 2 and "already holds samples.npy" in again.output
     wrong = _invoke("sample", "--chain", "dcgan,stackgan", "--model", tmp_path, "--out", tmp_path / "t")
     assert wrong.exit_code == 2 and "no such file" in wrong.output
+
+
+def test_default_epochs_count_training_images(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from gangal_core.chain import api
+
+    # the real default: 200 and 45 epochs of 1,080 images, fewer passes over a bigger set
+    assert api.default_epochs("dcgan", 1080) == 200 and api.default_epochs("refiner", 1080) == 45
+    assert api.default_epochs("dcgan", 2048) == 105 and api.default_epochs("dcgan", 10**6) == 1
+    # a run without --epochs trains each stage that many epochs of its training images
+    monkeypatch.setattr(api, "DEFAULT_TRAINING_IMAGES", {"dcgan": 96, "refiner": 48})
+    result = _invoke("train", *TINY, "--out", tmp_path / "m")
+    assert result.exit_code == 0, result.output
+    chain = json.loads((tmp_path / "m" / "chain.json").read_text())
+    assert [chain["stages"][s]["epochs"] for s in ("dcgan", "stackgan")] == [2, 1]
