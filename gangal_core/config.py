@@ -587,6 +587,9 @@ class SampleConfig(ShowsProgress, MixedPrecision, Seeded):
         default=False, description="Also write one FITS file per image."
     )
     png: Annotated[bool, Flag(OUTPUT)] = Field(default=True, description="Write one PNG file per image.")
+    sky: Annotated[bool, Flag(OUTPUT)] = Field(
+        default=True, description="Give the images the training images' sky level and noise (sky.json)."
+    )
     batch_size: Annotated[int, Flag(DEVICES)] = Field(
         default=256, ge=1, description="Images per forward pass."
     )

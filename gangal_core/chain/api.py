@@ -27,10 +27,14 @@ from gangal_core.runtime.api import ArgumentError, arg, python_names
 from gangal_core.runtime.devices import resolve_device
 
 from .augment import parse_augment
+from .sky import match_sky, read_sky, sky_statistics, write_training_sky
 
 __all__ = ["DEFAULT_TRAINING_IMAGES", "TrainedChain", "default_epochs", "plan_chain", "sample", "train"]
 
 CHAIN_FORMAT = "gangal-chain/1"
+#: Images of the reference draw whose sky :func:`sample` compares with the training images',
+#: and its seed: the correction depends on the model, not on ``n`` or ``seed``.
+SKY_REFERENCE, SKY_REFERENCE_SEED = 256, 1_000_003
 STAGE_I = "dcgan"
 #: Training images a DCGAN's and a refiner's discriminator see when ``epochs`` is not given
 #: (:func:`default_epochs`): 200 and 45 epochs of 1,080 Galaxy Zoo images, the recipe of
@@ -179,6 +183,7 @@ def train(
                    for n, s in zip(_per_stage(epochs, chain, "epochs"), plan, strict=True)]  # fmt: skip
         if shard.is_main:
             _write_real_sheets(folder, source, plan)
+            write_training_sky(folder, source, _sides(plan))
         result = TrainedChain(folder, _read_chain(folder), source.describe())
         common = {"seed": seed, "ema_decay": ema_decay, "sample_every": sample_every, "progress": progress,
                   "cache": cache, "workers": workers, "device": dev, "precision": precision,
@@ -332,15 +337,20 @@ def _finished(folder: Path, epochs: int) -> bool:
         return False
 
 
+def _sides(plan: list[dict[str, Any]]) -> list[int]:
+    """The image sides the stages of ``plan`` make."""
+    return sorted({s.get("resolution") or s["input_resolution"] * s["class"].scale for s in plan})
+
+
 def _write_real_sheets(folder: Path, source: Any, plan: list[dict[str, Any]]) -> None:
     """Contact sheets of real images at each stage's resolution, to set beside the samples."""
     from gangal_core.data.sources import downscale_nearest
     from gangal_core.io.plots import save_contact_sheet
 
-    sides = {s.get("resolution") or s["input_resolution"] * s["class"].scale for s in plan}
+    sides = _sides(plan)
     picks = np.linspace(0, len(source) - 1, min(36, len(source))).astype(int)
     raw = [np.asarray(source.read(int(i))) for i in picks]
-    for side in sorted(sides):
+    for side in sides:
         images = np.stack([downscale_nearest(im, side) for im in raw]).astype(np.float32)
         if raw[0].dtype == np.uint8:
             images /= 255.0
@@ -359,6 +369,7 @@ def sample(
     batch_size: int = 256,
     fits: bool = False,
     png: bool = True,
+    sky: bool = True,
     data: Any = None,
     data_options: dict[str, Any] | None = None,
     device: str = "auto",
@@ -387,6 +398,10 @@ def sample(
         Images per forward pass.
     fits, png : bool, optional
         Also write one FITS file (default False) and one PNG file (default True) per image.
+    sky : bool, optional
+        Give images generated from noise the training images' sky level and noise
+        (:mod:`gangal_core.chain.sky`), where the model folder holds them (``sky.json``,
+        written by :func:`train`).  Default True.
     data, data_options : optional
         Real images to refine (the first ``n``) when the chain starts with a refiner.
     device, precision : str, optional
@@ -414,8 +429,16 @@ def sample(
             weights = used[0]
         _check_compatible(chain, stages, data)
         start = time.perf_counter()
-        images = _draw(stages, chain, n, seed=seed, batch_size=batch_size, device=device, precision=precision,
-                       data=data, data_options=data_options)  # fmt: skip
+        draw = {"batch_size": batch_size, "device": device, "precision": precision, "data": data,
+                "data_options": data_options}  # fmt: skip
+        images = _draw(stages, chain, n, seed=seed, **draw)
+        correction = None
+        real_sky = read_sky(model, images.shape[-1]) if sky and chain[0] == STAGE_I else None
+        if real_sky is not None:
+            reference = _draw(stages, chain, SKY_REFERENCE, seed=SKY_REFERENCE_SEED, **draw).numpy()
+            generated = sky_statistics(reference)
+            matched, correction = match_sky(images.numpy(), real_sky, generated=generated, seed=seed)
+            images = torch.from_numpy(matched)
         seconds = time.perf_counter() - start
         if out is not None:
             out = Path(out)
@@ -425,6 +448,7 @@ def sample(
             atomic_write_json(out / "sample.json", {
                 "model": str(model.resolve()), "chain": list(chain), "n": n, "seed": seed, "weights": weights,
                 "shape": list(images.shape), "seconds": round(seconds, 3), "values": "float32 in [0, 1]",
+                "sky": correction,
             })  # fmt: skip
     return images.numpy()
 

@@ -78,7 +78,7 @@ def run_sample(cfg: SampleConfig, *, console: Console | None = None) -> Path:
     with command_line_names(FLAGS):
         images = sample(
             cfg.model, cfg.n, chain=cfg.chain, out=cfg.out, seed=cfg.seed, weights=cfg.weights,
-            batch_size=cfg.batch_size, fits=cfg.fits, png=cfg.png, data=cfg.data,
+            batch_size=cfg.batch_size, fits=cfg.fits, png=cfg.png, sky=cfg.sky, data=cfg.data,
             data_options=parse_data_options(cfg.data_option), device=cfg.device, precision=cfg.precision,
         )  # fmt: skip
     seconds = time.perf_counter() - start
