@@ -1,71 +1,72 @@
 #!/usr/bin/env bash
 # Issue 18: chained-GAN fidelity on the Galaxy Zoo sample, one recipe at a time, on a quiet machine.
 #
-#   bash benchmarks/run_issue18.sh VARIANT [VARIANT ...]      e.g. bash benchmarks/run_issue18.sh base augment
+#   bash benchmarks/run_issue18.sh stage1 VARIANT         # stage I alone (64x64), then measured
+#   bash benchmarks/run_issue18.sh stage2 VARIANT         # the refiner on top of it, then the chain
+#   bash benchmarks/run_issue18.sh sky VARIANT            # both again with the training images' sky
 #
-# Every variant trains on the first 1,200 images of the shared sample (GalaxyID order); the last
-# 200 (GalaxyID > 870063) are held out for measurement, never seen by training or by model
-# selection (--eval-every splits its validation part off the 1,200).  Then 1,000 samples (seed 1)
-# are measured against the 200 held-out images and against 1,000 of the training images
-# (the closest-match check against memorisation).  Results:
-#   benchmarks/out/issue18/VARIANT/{model,samples,eval-heldout,eval-train}/  and  time.txt
-#
-# Variants (what each adds to `gangal train --data galaxyzoo:$REAL --data-option limit=1200`):
-#   base          today's default recipe (W = 32, 20 + 12 epochs)
-#   augment       --augment flip,rot90,translation,cutout
-#   augment-r1    --augment flip,rot90,translation,cutout --r1 0.1
-#   flips         --augment flip,rot90 (the free symmetries only)
-#   select        --augment flip,rot90,translation,cutout --eval-every 2
-#   stage1        the base model's stage I alone, sampled and measured at 64x64 (Fig. 11)
-#   dcgan128-until / dcgan128-from
-#                 the 128x128 DCGAN alone (Fig. 8), 40 epochs, dropout on for epochs 1-20 then off
-#                 (the paper's spec and caption) / off, then on from epoch 21 (its text)
+# Every variant trains on the first 1,200 images of the shared sample (GalaxyID order), of which
+# --eval-every holds a seeded 10% (120) out for model selection; the last 200 (GalaxyID > 870063)
+# are held out for measurement and never seen by training or selection.  Stage I: W = 32, 200
+# epochs, scored every 10; the refiner: 45 epochs, scored every 5.  Each measurement draws 1,000
+# samples (seed 1) with the last epoch's moving average (ema) and with the selected epoch (best),
+# and compares them with the 200 held-out images and with the 1,200 training images (the
+# closest-match check against memorisation).  Output under benchmarks/out/issue18/:
+#   VARIANT/model/, VARIANT/time-stage{1,2}.txt, stage1-VARIANT-{ema,best}/, chain-VARIANT-{ema,best}/,
+#   stage1-VARIANT-ema-sky/, chain-VARIANT-ema-sky/ (each with samples/, eval-heldout/, eval-train/).
+# Variants (what each adds to `gangal train`):
+#   base       nothing: the paper's recipe at W = 32
+#   augment    --augment flip,rot90,translation,cutout
+#   flips      --augment flip,rot90 (the sky's symmetries, real images only)
+#   r1         --r1 0.1
 # `python benchmarks/issue18_table.py` tabulates what exists.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REAL=${REAL:-../shared/data/galaxyzoo2-sample}
 OUT=benchmarks/out/issue18
-mkdir -p "$OUT"
 [ -d "$REAL" ] || { echo "no Galaxy Zoo sample at $REAL (set REAL=...)" >&2; exit 2; }
-DATA=(--data "galaxyzoo:$REAL" --data-option limit=1200)
+DATA=(--data "galaxyzoo:$REAL" --data-option limit=1200 --width 32 --seed 0 --no-progress)
 HELDOUT=(--real "galaxyzoo:$REAL" --real-option "catalogue=$REAL/labels.csv" --real-option "select=GalaxyID>870063")
 TRAIN=(--real "galaxyzoo:$REAL" --real-option limit=1200)
-AUG=(--augment flip,rot90,translation,cutout)
 
-measure() {  # VARIANT CHAIN RESOLUTION
-    local dir=$OUT/$1
-    rm -rf "$dir/samples" "$dir/eval-heldout" "$dir/eval-train"
-    gangal sample --model "${MODEL:-$dir/model}" --chain "$2" -n 1000 --seed 1 --no-png --out "$dir/samples"
-    gangal evaluate "${HELDOUT[@]}" --generated "$dir/samples" -n 1000 \
-        --out "$dir/eval-heldout" --no-progress
-    gangal evaluate "${TRAIN[@]}" --generated "$dir/samples" -n 1000 \
-        --out "$dir/eval-train" --no-progress
-}
-
-train() {  # VARIANT [gangal train options...]
-    local variant=$1 dir=$OUT/$1
-    shift
+measure() {  # NAME MODEL CHAIN [sample options...]
+    local dir=$OUT/$1 model=$2 chain=$3
+    shift 3
+    rm -rf "$dir"
     mkdir -p "$dir"
-    rm -rf "$dir/model"
-    /usr/bin/time -f "%e s wall, %M KB" -o "$dir/time.txt" \
-        gangal train "${DATA[@]}" --out "$dir/model" --no-progress "$@"
-    echo "$variant: $(cat "$dir/time.txt")"
+    gangal sample --model "$model" --chain "$chain" -n 1000 --seed 1 --no-png --out "$dir/samples" "$@"
+    gangal evaluate "${HELDOUT[@]}" --generated "$dir/samples" -n 1000 --out "$dir/eval-heldout" --no-progress
+    gangal evaluate "${TRAIN[@]}" --generated "$dir/samples" -n 1000 --out "$dir/eval-train" --no-progress
 }
 
-for variant in "$@"; do
-    case "$variant" in
-        base) train base; measure base dcgan,stackgan 128 ;;
-        augment) train augment "${AUG[@]}"; measure augment dcgan,stackgan 128 ;;
-        augment-r1) train augment-r1 "${AUG[@]}" --r1 0.1; measure augment-r1 dcgan,stackgan 128 ;;
-        flips) train flips --augment flip,rot90; measure flips dcgan,stackgan 128 ;;
-        select) train select "${AUG[@]}" --eval-every 2; measure select dcgan,stackgan 128 ;;
-        stage1) mkdir -p "$OUT/stage1"; MODEL=$OUT/base/model measure stage1 dcgan 64 ;;
-        dcgan128-until)
-            train dcgan128-until --chain dcgan --resolution 128 --epochs 40 --dropout-until-epoch 20
-            measure dcgan128-until dcgan 128 ;;
-        dcgan128-from)
-            train dcgan128-from --chain dcgan --resolution 128 --epochs 40 --dropout-from-epoch 21
-            measure dcgan128-from dcgan 128 ;;
-        *) echo "unknown variant $variant" >&2; exit 2 ;;
+options() {  # VARIANT -> the variant's training options
+    case "$1" in
+        base) ;;
+        augment) echo --augment flip,rot90,translation,cutout ;;
+        flips) echo --augment flip,rot90 ;;
+        r1) echo --r1 0.1 ;;
+        *) echo "unknown variant $1" >&2; exit 2 ;;
     esac
-done
+}
+
+what=$1 variant=$2
+model=$OUT/$variant/model
+extra=$(options "$variant")
+case "$what" in
+    stage1)
+        rm -rf "$model"
+        mkdir -p "$OUT/$variant"
+        # shellcheck disable=SC2086
+        /usr/bin/time -f "%e s wall, %M KB" -o "$OUT/$variant/time-stage1.txt" gangal train "${DATA[@]}" \
+            --chain dcgan --epochs 200 --sample-every 10 --eval-every 10 --out "$model" $extra
+        for w in ema best; do measure "stage1-$variant-$w" "$model" dcgan --weights "$w" --no-sky; done ;;
+    stage2)
+        # shellcheck disable=SC2086
+        /usr/bin/time -f "%e s wall, %M KB" -o "$OUT/$variant/time-stage2.txt" gangal train "${DATA[@]}" \
+            --chain dcgan,stackgan --epochs 200,45 --sample-every 5 --eval-every 5 --out "$model" --resume $extra
+        for w in ema best; do measure "chain-$variant-$w" "$model" dcgan,stackgan --weights "$w" --no-sky; done ;;
+    sky)
+        measure "stage1-$variant-ema-sky" "$model" dcgan --weights ema
+        measure "chain-$variant-ema-sky" "$model" dcgan,stackgan --weights ema ;;
+    *) echo "usage: $0 stage1|stage2|sky VARIANT" >&2; exit 2 ;;
+esac
