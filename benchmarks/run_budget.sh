@@ -7,13 +7,15 @@
 # (Table I), circle-lowsignal (noise 0.5, brightness 0.25).  Each run: 2,000 true images drawn
 # from the case's truth with the run's seed, the budget covering everything else.  Results:
 # benchmarks/out/budget/CASE-BUDGET-sSEED/calibration.json; `python benchmarks/budget_table.py`
-# tabulates them against the Tables' bar.
+# tabulates them against the Tables' bar.  EXTRA="--recipe paper" adds options to every run;
+# TAG=paper keeps such runs apart (benchmarks/out/budget-paper/...).  BUDGET "none" runs
+# without a budget (the default calibration) on the same true images.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 budget=${1:-20000}; seeds=${2:-0}; shift 2 || true
 cases=("$@")
 [ ${#cases[@]} -eq 0 ] && cases=(circle-table2 polynomial-table1 circle-lowsignal)
-out=benchmarks/out/budget
+out=benchmarks/out/budget${TAG:+-$TAG}
 mkdir -p "$out"
 for case in "${cases[@]}"; do
     case "$case" in
@@ -27,7 +29,9 @@ for case in "${cases[@]}"; do
         run="$out/$case-$budget-s$seed"
         [ -f "$run/calibration.json" ] && continue
         rm -rf "$run"
-        /usr/bin/time -f "%e s wall, %M KB" gangal calibrate "${args[@]}" --budget "$budget" \
+        limit=(--budget "$budget"); [ "$budget" = none ] && limit=()
+        # shellcheck disable=SC2086  # EXTRA is a list of options
+        /usr/bin/time -f "%e s wall, %M KB" gangal calibrate "${args[@]}" "${limit[@]}" \
             --n-true 2000 --seed "$seed" --out "$run" --no-progress ${EXTRA:-} 2>&1 | tail -n 4
     done
 done

@@ -8,26 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
-from gangal_core.cli import app
 from gangal_core.io.images import read_images
 
-runner = CliRunner()
-TINY = ["--data", "synthetic", "--data-option", "n=48", "--width", "4", "--batch-size", "16,16",
-        "--no-progress"]  # fmt: skip
-
-
-def _invoke(*args: str):
-    return runner.invoke(app, [str(a) for a in args])
-
-
-@pytest.fixture(scope="module")
-def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("chain") / "model"
-    result = _invoke("train", *TINY, "--epochs", "2,1", "--out", folder)
-    assert result.exit_code == 0, result.output
-    return folder
+from .cli import TINY, _invoke
 
 
 def test_train_writes_every_stage_and_the_chain_description(model: Path) -> None:

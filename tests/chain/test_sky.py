@@ -11,7 +11,7 @@ import pytest
 from gangal_core.chain.sky import SKY_FILE, match_sky, read_sky, sky_statistics
 from gangal_core.errors import GangalError
 
-from .test_chain_cli import _invoke, model  # noqa: F401  (the module's trained tiny chain)
+from .cli import _invoke
 
 
 def _sky(n: int, level: float, sigma: float, *, seed: int = 0, side: int = 64) -> np.ndarray:
@@ -60,7 +60,7 @@ def test_match_sky_noise_depends_on_the_seed_and_not_on_how_many() -> None:
         match_sky(images[:, :1], real, generated=generated)
 
 
-def test_train_stores_the_sky_and_sample_matches_it(model: Path, tmp_path: Path) -> None:  # noqa: F811
+def test_train_stores_the_sky_and_sample_matches_it(model: Path, tmp_path: Path) -> None:
     assert read_sky(model, 64) is not None and read_sky(model, 128) is not None
     assert read_sky(model, 32) is None
     on = _invoke("sample", "--model", model, "-n", 4, "--seed", 2, "--out", tmp_path / "on", "--no-png")
