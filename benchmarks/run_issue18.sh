@@ -4,6 +4,8 @@
 #   bash benchmarks/run_issue18.sh stage1 VARIANT         # stage I alone (64x64), then measured
 #   bash benchmarks/run_issue18.sh stage2 VARIANT         # the refiner on top of it, then the chain
 #   bash benchmarks/run_issue18.sh sky VARIANT            # both again with the training images' sky
+#   bash benchmarks/run_issue18.sh fig8 READING [EPOCHS]  # the 128x128 DCGAN alone (Fig. 8), dropout
+#                                                         # on then off (spec) or off then on (text)
 #
 # Every variant trains on the first 1,200 images of the shared sample (GalaxyID order), of which
 # --eval-every holds a seeded 10% (120) out for model selection; the last 200 (GalaxyID > 870063)
@@ -19,6 +21,12 @@
 #   augment    --augment flip,rot90,translation,cutout
 #   flips      --augment flip,rot90 (the sky's symmetries, real images only)
 #   r1         --r1 0.1
+# Fig. 8 readings (the paper's two descriptions of one dropout schedule, docs/chained-gan.md), the
+# switch at half of EPOCHS (default 60; the paper's 200 of 400 do not fit 2 cores in an hour):
+#   spec       --dropout-until-epoch EPOCHS/2   (framed specification and Fig. 8's caption)
+#   text       --dropout-from-epoch EPOCHS/2    (the text after it)
+#   none       no dropout (the 128x128 DCGAN without either)
+# Each is measured at its last epoch's moving average: fig8-READING/ under OUT.
 # `python benchmarks/issue18_table.py` tabulates what exists.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -68,5 +76,20 @@ case "$what" in
     sky)
         measure "stage1-$variant-ema-sky" "$model" dcgan --weights ema
         measure "chain-$variant-ema-sky" "$model" dcgan,stackgan --weights ema ;;
-    *) echo "usage: $0 stage1|stage2|sky VARIANT" >&2; exit 2 ;;
+    fig8)
+        epochs=${3:-60}
+        case "$variant" in
+            spec) extra="--dropout-until-epoch $((epochs / 2))" ;;
+            text) extra="--dropout-from-epoch $((epochs / 2))" ;;
+            none) extra="" ;;
+            *) echo "unknown Fig. 8 reading $variant (spec, text or none)" >&2; exit 2 ;;
+        esac
+        model=$OUT/fig8-$variant/model
+        rm -rf "$model"
+        mkdir -p "$OUT/fig8-$variant"
+        # shellcheck disable=SC2086
+        /usr/bin/time -f "%e s wall, %M KB" -o "$OUT/fig8-$variant/time.txt" gangal train "${DATA[@]}" \
+            --chain dcgan --resolution 128 --epochs "$epochs" --sample-every 10 --out "$model" $extra
+        measure "fig8-$variant-ema" "$model" dcgan --weights ema ;;
+    *) echo "usage: $0 stage1|stage2|sky VARIANT | fig8 spec|text|none [EPOCHS]" >&2; exit 2 ;;
 esac
