@@ -22,7 +22,8 @@ def row(folder: Path) -> str:
     cells = ", ".join(f"{k} {v['dmu_over_sigma']:.3f}/{v['sigma_ratio']:.2f}" for k, v in rec.items())
     verdict = "PASS" if within_bar(doc) else "fail"
     auc = doc.get("predictive_auc")
-    return (f"| {folder.name} | {doc['seconds']:.0f} s | {doc.get('simulator_images', 'n/a'):,} | {cells} | "
+    made = doc.get("simulator_images")  # absent from a run without a budget: it simulates freely
+    return (f"| {folder.name} | {doc['seconds']:.0f} s | {'unbudgeted' if made is None else f'{made:,}'} | {cells} | "
             f"{'-' if auc is None else f'{auc:.3f}'} | {verdict} |")
 
 
