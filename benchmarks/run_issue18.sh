@@ -59,9 +59,9 @@ options() {  # VARIANT -> the variant's training options
 
 what=$1 variant=$2
 model=$OUT/$variant/model
-extra=$(options "$variant")
 case "$what" in
     stage1)
+        extra=$(options "$variant")
         rm -rf "$model"
         mkdir -p "$OUT/$variant"
         # shellcheck disable=SC2086
@@ -69,6 +69,7 @@ case "$what" in
             --chain dcgan --epochs 200 --sample-every 10 --eval-every 10 --out "$model" $extra
         for w in ema best; do measure "stage1-$variant-$w" "$model" dcgan --weights "$w" --no-sky; done ;;
     stage2)
+        extra=$(options "$variant")
         # shellcheck disable=SC2086
         /usr/bin/time -f "%e s wall, %M KB" -o "$OUT/$variant/time-stage2.txt" gangal train "${DATA[@]}" \
             --chain dcgan,stackgan --epochs 200,45 --sample-every 5 --eval-every 5 --out "$model" --resume $extra
