@@ -23,7 +23,8 @@ def row(folder: Path) -> str:
     verdict = "PASS" if within_bar(doc) else "fail"
     auc = doc.get("predictive_auc")
     made = doc.get("simulator_images")  # absent from a run without a budget: it simulates freely
-    return (f"| {folder.name} | {doc['seconds']:.0f} s | {'unbudgeted' if made is None else f'{made:,}'} | {cells} | "
+    images = "unbudgeted" if made is None else f"{made:,}"
+    return (f"| {folder.name} | {doc['seconds']:.0f} s | {images} | {cells} | "
             f"{'-' if auc is None else f'{auc:.3f}'} | {verdict} |")
 
 
