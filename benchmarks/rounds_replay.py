@@ -1,0 +1,117 @@
+"""Replay the generator stages of a calibration in rounds on its stored banks and emulators.
+
+A calibration within a budget (``benchmarks/run_budget.sh``) keeps every bank under
+``simulations/round-K`` and every emulator stage as ``checkpoint-pretrain-K``.  This script
+copies such a run without its generator checkpoints and results, then runs the same
+``gangal calibrate`` with ``--resume``: the emulators load from their checkpoints, each round's
+bank loads from disk instead of being simulated again, and only the generator and
+discriminator stages (about 40% of the run) train again.  A variant of those stages can then
+be screened on several cases and seeds in a fraction of the time of full runs::
+
+    python benchmarks/rounds_replay.py RUN OUT [--variant accumulate] [--variant glr=0.4]
+
+With no variant the replay reproduces ``RUN/calibration.json`` (a check of the harness).  The
+rounds' banks are those the original run simulated: a variant that moves the generator would
+have drawn other parameters, so a replay screens; full runs decide.
+
+Variants:
+
+``accumulate``
+    D's anchors in round K are those of every round so far, not round K's alone.
+``glr=F``
+    The generator's learning rate in the anchored rounds is F times the default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+import torch
+
+from gangal_core.calibration import gan, rounds
+from gangal_core.calibration.run import run_calibrate
+from gangal_core.config import CalibrateConfig
+from gangal_core.simulation.bank import load_bank
+
+KEEP = ("simulations", "checkpoint-pretrain-")
+
+
+def copy_run(run: Path, out: Path) -> None:
+    """``run``'s banks and emulator checkpoints, nothing else, into a fresh ``out``."""
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    for item in run.iterdir():
+        if item.name.startswith(KEEP):
+            (shutil.copytree if item.is_dir() else shutil.copy2)(item, out / item.name)
+
+
+def patch_banks() -> None:
+    """Load a round's bank from its folder when it is there, instead of simulating it."""
+    original = rounds.simulate_bank
+
+    def stored(simulator, n, *, seed, params=None, folder=None):
+        if folder is not None and Path(folder).is_dir():
+            return load_bank(folder, simulator)
+        return original(simulator, n, seed=seed, params=params, folder=folder)
+
+    rounds.simulate_bank = stored
+
+
+def patch_accumulate() -> None:
+    """Round K's anchors: those of rounds 1..K together."""
+    original = rounds._stored_anchors
+    kept: list[gan.Anchors] = []
+
+    def accumulated(anchors, bank):
+        kept.append(original(anchors, bank))
+        return gan.Anchors(
+            *(torch.cat([getattr(a, f) for a in kept]) for f in ("noise", "parameters", "images"))
+        )
+
+    rounds._stored_anchors = accumulated
+
+
+def patch_generator_rate(factor: float) -> None:
+    """The generator's learning rate times ``factor`` in the anchored rounds."""
+    for cls in gan.CALIBRATION.values():
+        init = cls.__init__
+
+        def scaled(self, *args, _init=init, **kwargs):
+            _init(self, *args, **kwargs)
+            if kwargs.get("anchors") is not None:  # after the warm start, which restores Adam's rate
+                for group in self.optimisers["generator"].param_groups:
+                    group["lr"] = self.learning_rate * factor
+
+        cls.__init__ = scaled
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run", type=Path)
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--variant", action="append", default=[])
+    args = parser.parse_args()
+    options = json.loads((args.run / "calibration.json").read_text())["options"]
+    copy_run(args.run, args.out)
+    patch_banks()
+    for variant in args.variant:
+        name, _, value = variant.partition("=")
+        if name == "accumulate":
+            patch_accumulate()
+        elif name == "glr":
+            patch_generator_rate(float(value))
+        else:
+            parser.error(f"unknown variant {variant!r}")
+    options.update(out=str(args.out), resume=True)
+    cfg = CalibrateConfig(**{k: v for k, v in options.items() if k in CalibrateConfig.model_fields})
+    doc = run_calibrate(cfg, progress=False)
+    doc["replay"] = {"of": str(args.run), "variants": args.variant}
+    (args.out / "replay.json").write_text(json.dumps(doc, indent=1))
+
+
+if __name__ == "__main__":
+    main()
