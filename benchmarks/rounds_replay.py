@@ -41,7 +41,9 @@ KEEP = ("simulations", "checkpoint-pretrain-")
 
 def copy_run(run: Path, out: Path) -> None:
     """``run``'s banks and emulator checkpoints, nothing else, into a fresh ``out``."""
-    if out.exists():
+    if out.exists():  # only an earlier replay is replaced: never a run or another folder
+        if not (out / "replay.json").is_file():
+            raise SystemExit(f"{out} exists and is not an earlier replay (no replay.json); pick another OUT.")
         shutil.rmtree(out)
     out.mkdir(parents=True)
     for item in run.iterdir():
@@ -95,7 +97,10 @@ def main() -> None:
     parser.add_argument("out", type=Path)
     parser.add_argument("--variant", action="append", default=[])
     args = parser.parse_args()
-    options = json.loads((args.run / "calibration.json").read_text())["options"]
+    record = args.run / "calibration.json"
+    if not record.is_file() or not (args.run / "simulations").is_dir():
+        parser.error(f"{args.run} is not a finished budget run: it needs calibration.json and simulations/")
+    options = json.loads(record.read_text())["options"]
     copy_run(args.run, args.out)
     patch_banks()
     for variant in args.variant:
