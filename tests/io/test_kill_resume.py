@@ -14,6 +14,7 @@ import random
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -45,8 +46,25 @@ def _gangal(args: list[str], out: Path, *, resume: bool = False) -> list[str]:
 
 
 def _run(cmd: list[str]) -> None:
-    done = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stdout + done.stderr
+    _finish(_start(cmd))
+
+
+def _start(cmd: list[str]) -> subprocess.Popen:
+    """Start ``cmd`` in the background.
+
+    Every run here has one thread, so the uninterrupted reference run goes on the second
+    core while the test kills and resumes its twin on the first.
+    """
+    log = tempfile.TemporaryFile(mode="w+")  # not a pipe: nobody reads it until the end
+    proc = subprocess.Popen(cmd, env=_env(), stdout=log, stderr=subprocess.STDOUT, text=True)
+    proc.log = log
+    return proc
+
+
+def _finish(proc: subprocess.Popen) -> None:
+    proc.wait(timeout=300)
+    proc.log.seek(0)
+    assert proc.returncode == 0, proc.log.read()
 
 
 def _tensors(path: Path) -> dict[str, torch.Tensor]:
@@ -119,25 +137,28 @@ def _kill_at_random_then_finish(args, out: Path, rng: random.Random, *, kills: i
     return landed, resumed_from_checkpoint
 
 
-def _timed_run(cmd: list[str]) -> float:
-    start = time.perf_counter()
-    _run(cmd)
-    return time.perf_counter() - start
-
-
 @pytest.fixture(scope="module")
-def reference_calibration(tmp_path_factory) -> tuple[Path, float]:
+def reference_calibration(tmp_path_factory):
+    """A calibration never killed, run in the background: call the fixture for its folder."""
     out = tmp_path_factory.mktemp("reference") / "run"
-    return out, _timed_run(_gangal(CALIBRATE, out))
+    proc = _start(_gangal(CALIBRATE, out))
+
+    def finished() -> Path:
+        if proc.returncode is None:
+            _finish(proc)
+        return out
+
+    yield finished
+    proc.kill()
+    proc.wait()
 
 
 @pytest.mark.slow
 def test_calibrate_killed_at_random_moments_resumes_bit_for_bit(reference_calibration, tmp_path) -> None:
-    reference, _ = reference_calibration
     out = tmp_path / "run"
     landed, resumed = _kill_at_random_then_finish(CALIBRATE, out, random.Random(20261123), kills=4)
     assert landed >= 2 and resumed >= 1, (landed, resumed)  # the kills really landed mid-run
-    _assert_same_calibration(reference, out)
+    _assert_same_calibration(reference_calibration(), out)
 
 
 def _kill_mid_save(args, out: Path, freeze_at: int, tmp_path: Path) -> Path:
@@ -159,7 +180,6 @@ def _kill_mid_save(args, out: Path, freeze_at: int, tmp_path: Path) -> Path:
 def test_a_kill_in_the_middle_of_a_save_keeps_the_previous_checkpoint(
     reference_calibration, tmp_path
 ) -> None:
-    reference, _ = reference_calibration
     out = tmp_path / "run"
     # pretraining saves at iterations 7, 14, ...: freeze the 3rd (iteration 21) half-written
     path = _kill_mid_save(CALIBRATE, out, 3, tmp_path)
@@ -174,16 +194,17 @@ def test_a_kill_in_the_middle_of_a_save_keeps_the_previous_checkpoint(
     state, _ = load_checkpoint(path)
     assert state["iteration"] == 7
     _run(_gangal(CALIBRATE, out, resume=True))
-    _assert_same_calibration(reference, out)
+    _assert_same_calibration(reference_calibration(), out)
     assert not list(out.rglob("*.part")), "a finished run leaves no temporary files"
 
 
 @pytest.mark.slow
 def test_chain_training_killed_at_random_moments_resumes_bit_for_bit(tmp_path) -> None:
     reference = tmp_path / "reference"
-    _run(_gangal(TRAIN, reference))
+    straight = _start(_gangal(TRAIN, reference))
     out = tmp_path / "run"
     landed, resumed = _kill_at_random_then_finish(TRAIN, out, random.Random(7), kills=3)
+    _finish(straight)
     assert landed >= 2 and resumed >= 1, (landed, resumed)
     for name in ("generator.safetensors", "generator-ema.safetensors"):
         files = sorted(reference.rglob(name))
@@ -196,7 +217,7 @@ def test_chain_training_killed_at_random_moments_resumes_bit_for_bit(tmp_path) -
 def test_simulate_killed_mid_run_keeps_only_whole_shards_and_finishes_identically(tmp_path) -> None:
     args = ["simulate", "--simulator", "circle", "-n", "131072", "--seed", "3", "--shard-size", "8192"]
     reference = tmp_path / "reference"
-    _run(_gangal(args, reference))
+    straight = _start(_gangal(args, reference))
     out = tmp_path / "run"
     proc = subprocess.Popen(_gangal(args, out), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
@@ -206,6 +227,7 @@ def test_simulate_killed_mid_run_keeps_only_whole_shards_and_finishes_identicall
         time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    _finish(straight)
     shards = sorted(out.glob("shard-*.safetensors"))
     assert 3 <= len(shards) < 16, len(shards)  # killed mid-run
     for shard in shards:  # every file that looks finished is whole

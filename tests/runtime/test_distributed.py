@@ -15,6 +15,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -47,10 +48,22 @@ def _torchrun(out: Path, *extra: str) -> list[str]:
     ]  # fmt: skip
 
 
-def _run(cmd: list[str]) -> str:
-    done = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done.stdout
+def _run(cmd: list[str]) -> None:
+    _finish(_start(cmd))
+
+
+def _start(cmd: list[str]) -> subprocess.Popen:
+    """Start ``cmd`` in the background, its output to a file (a pipe nobody reads could fill)."""
+    log = tempfile.TemporaryFile(mode="w+")
+    proc = subprocess.Popen(cmd, env=_env(), stdout=log, stderr=subprocess.STDOUT, text=True)
+    proc.log = log
+    return proc
+
+
+def _finish(proc: subprocess.Popen) -> None:
+    proc.wait(timeout=300)
+    proc.log.seek(0)
+    assert proc.returncode == 0, proc.log.read()
 
 
 def _assert_close_runs(a: Path, b: Path) -> None:
@@ -67,10 +80,20 @@ def _assert_close_runs(a: Path, b: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def single_run(tmp_path_factory) -> Path:
+def single_run(tmp_path_factory):
+    """The one-process run, started in the background beside the first two-process run:
+    call the fixture for its folder."""
     out = tmp_path_factory.mktemp("single") / "run"
-    _run(_single(out))
-    return out
+    proc = _start(_single(out))
+
+    def finished() -> Path:
+        if proc.returncode is None:
+            _finish(proc)
+        return out
+
+    yield finished
+    proc.kill()
+    proc.wait()
 
 
 def test_a_batch_is_split_in_whole_simulation_blocks() -> None:
@@ -92,12 +115,13 @@ def test_gradients_are_averaged_only_across_processes() -> None:
 def test_two_processes_match_one_with_the_same_global_batch(single_run, tmp_path) -> None:
     out = tmp_path / "ddp"
     _run(_torchrun(out))
-    _assert_close_runs(single_run, out)
+    single = single_run()
+    _assert_close_runs(single, out)
 
     def files(folder: Path) -> list[str]:
         return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
 
-    assert files(out) == files(single_run)  # rank 1 wrote nothing of its own
+    assert files(out) == files(single)  # rank 1 wrote nothing of its own
 
 
 @pytest.mark.slow
@@ -120,7 +144,7 @@ def test_a_checkpoint_from_two_processes_resumes_in_one(single_run, tmp_path) ->
     proc.wait()
     assert not (out / "calibration.json").exists()
     _run(_single(out, "--resume"))
-    _assert_close_runs(single_run, out)
+    _assert_close_runs(single_run(), out)
 
 
 TRAIN = [
@@ -132,9 +156,10 @@ TRAIN = [
 @pytest.mark.slow
 def test_chain_training_in_two_processes_matches_one(tmp_path) -> None:
     single, ddp = tmp_path / "single", tmp_path / "ddp"
-    _run([sys.executable, "-m", "gangal_core", *TRAIN, "--out", str(single)])
+    one = _start([sys.executable, "-m", "gangal_core", *TRAIN, "--out", str(single)])
     _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
           "-m", "gangal_core", *TRAIN, "--out", str(ddp)])  # fmt: skip
+    _finish(one)
     for stage, tolerance in (("dcgan", 1e-4), ("stackgan", 5e-2)):
         for name in ("generator", "generator-ema", "discriminator"):
             a = load_file(single / stage / f"{name}.safetensors")
