@@ -20,6 +20,8 @@ Variants:
     D's anchors in round K are those of every round so far, not round K's alone.
 ``glr=F``
     The generator's learning rate in the anchored rounds is F times the default.
+``r1=G``
+    D carries the R1 penalty of weight G on the true images in the anchored rounds.
 """
 
 from __future__ import annotations
@@ -77,18 +79,32 @@ def patch_accumulate() -> None:
     rounds._stored_anchors = accumulated
 
 
-def patch_generator_rate(factor: float) -> None:
-    """The generator's learning rate times ``factor`` in the anchored rounds."""
+def patch_anchored_trainers(change) -> None:
+    """Call ``change(trainer)`` on every trainer of an anchored round, once it is built."""
     for cls in gan.CALIBRATION.values():
         init = cls.__init__
 
-        def scaled(self, *args, _init=init, **kwargs):
+        def changed(self, *args, _init=init, **kwargs):
             _init(self, *args, **kwargs)
             if kwargs.get("anchors") is not None:  # after the warm start, which restores Adam's rate
-                for group in self.optimisers["generator"].param_groups:
-                    group["lr"] = self.learning_rate * factor
+                change(self)
 
-        cls.__init__ = scaled
+        cls.__init__ = changed
+
+
+def patch_generator_rate(factor: float) -> None:
+    """The generator's learning rate times ``factor`` in the anchored rounds."""
+
+    def scale(trainer) -> None:
+        for group in trainer.optimisers["generator"].param_groups:
+            group["lr"] = trainer.learning_rate * factor
+
+    patch_anchored_trainers(scale)
+
+
+def patch_r1(gamma: float) -> None:
+    """D's R1 penalty of weight ``gamma`` on the true images in the anchored rounds."""
+    patch_anchored_trainers(lambda trainer: setattr(trainer, "r1_gamma", gamma))
 
 
 def main() -> None:
@@ -109,6 +125,8 @@ def main() -> None:
             patch_accumulate()
         elif name == "glr":
             patch_generator_rate(float(value))
+        elif name == "r1":
+            patch_r1(float(value))
         else:
             parser.error(f"unknown variant {variant!r}")
     options.update(out=str(args.out), resume=True)

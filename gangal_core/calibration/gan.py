@@ -37,6 +37,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from gangal_core.chain.augment import r1_penalty
 from gangal_core.errors import ConfigError
 from gangal_core.runtime.devices import autocast, to_device
 from gangal_core.simulation.budget import MeteredSimulator
@@ -111,6 +112,9 @@ class CalibrationTrainer(Trainer):
         As in :func:`calibrate`.
     anchors : Anchors, optional
         Stored simulations of G's own parameters, for ``discriminator_input="anchored"``.
+    r1_gamma : float, optional
+        Weight ``gamma`` of the R1 penalty ``gamma / 2 * E||grad D(x)||^2`` on D's true
+        images (Mescheder et al. 2018); default 0, off.
     **options
         Passed to :class:`~gangal_core.training.Trainer` (``checkpoint``, ``resume``,
         ``device``...).
@@ -144,6 +148,7 @@ class CalibrationTrainer(Trainer):
         registry: Any = None,
         warm_start: dict[str, Any] | None = None,
         anchors: Anchors | None = None,
+        r1_gamma: float = 0.0,
         **options: Any,
     ) -> None:
         self.discriminator_images = choose(DISCRIMINATOR_IMAGES, discriminator_input, "--discriminator-input")
@@ -156,7 +161,7 @@ class CalibrationTrainer(Trainer):
         self.critic_arch, self.critic_options = critic_arch, critic_options
         self.learning_rate, self.label_flip, self.n_samples = learning_rate, label_flip, n_samples
         self.discriminator_learning_rate = discriminator_learning_rate
-        self.head_learning_rate = head_learning_rate
+        self.head_learning_rate, self.r1_gamma = head_learning_rate, float(r1_gamma)
         torch.manual_seed(seed)
         self.random = self.generators["random"] = torch.Generator().manual_seed(seed)
         dev = self.device
@@ -244,6 +249,7 @@ class CalibrationTrainer(Trainer):
         n, rows, dev, random = self.batch.size, self.batch.rows, self.device, self.random
         D, G = self.discriminator, self.generator
         x_true = to_device(self.true[torch.randint(0, self.true.shape[0], (n,), generator=random)[rows]], dev)
+        x_true.requires_grad_(self.r1_gamma > 0)
         u = G(self.noise(n))
         with autocast(dev, self.precision):
             mean, std = self.emulator_network(u)
@@ -253,6 +259,8 @@ class CalibrationTrainer(Trainer):
         loss_d = F.binary_cross_entropy_with_logits(
             logits_true, self.labels(real=True)
         ) + F.binary_cross_entropy_with_logits(logits_gen, self.labels(real=False))
+        if self.r1_gamma > 0:
+            loss_d = loss_d + self.r1_gamma / 2 * r1_penalty(logits_true, x_true)
         self.update("discriminator", loss_d)
         with autocast(dev, self.precision):
             logits = D(x_gen).float()
