@@ -22,6 +22,13 @@ Variants:
     The generator's learning rate in the anchored rounds is F times the default.
 ``r1=G``
     D carries the R1 penalty of weight G on the true images in the anchored rounds.
+``dlr=F``
+    D's encoder (all but its head) learns at F times its rate in the anchored rounds; 0
+    freezes it, so that D is a linear judge of fixed features and cannot learn the anchors'
+    noise by heart.
+``shuffle``
+    G's inputs are fresh draws, and each anchored image takes the residual of a random anchor
+    (drawn anew every step) instead of its own: G cannot learn the anchors' fixed noise.
 """
 
 from __future__ import annotations
@@ -102,6 +109,34 @@ def patch_generator_rate(factor: float) -> None:
     patch_anchored_trainers(scale)
 
 
+def patch_discriminator_rate(factor: float) -> None:
+    """D's encoder learns at ``factor`` times its rate in the anchored rounds (its head as before)."""
+
+    def scale(trainer) -> None:
+        body = trainer.optimisers["discriminator"].param_groups[0]
+        body["lr"] = (trainer.discriminator_learning_rate or trainer.learning_rate) * factor
+
+    patch_anchored_trainers(scale)
+
+
+def patch_shuffle() -> None:
+    """Fresh inputs for G, and every anchored image the residual of a random anchor."""
+
+    def images(trainer, u, mean, std):
+        n, pool = trainer.batch.size, trainer.anchor_eps.shape[0]
+        rows = torch.randint(0, pool, (n,), generator=trainer.random)[trainer.batch.rows]
+        eps = trainer.anchor_eps[rows.to(trainer.device)]
+        clipped = eps.clamp(-8, 8)
+        return mean + std * clipped + (std * (eps - clipped)).detach()
+
+    def noise(trainer, n):
+        z = torch.randn(n, trainer.generator.noise_size, generator=trainer.random)
+        return z[trainer.batch.rows].to(trainer.device)
+
+    gan.DISCRIMINATOR_IMAGES["anchored"] = images
+    gan.CalibrationTrainer.noise = noise
+
+
 def patch_r1(gamma: float) -> None:
     """D's R1 penalty of weight ``gamma`` on the true images in the anchored rounds."""
     patch_anchored_trainers(lambda trainer: setattr(trainer, "r1_gamma", gamma))
@@ -125,6 +160,10 @@ def main() -> None:
             patch_accumulate()
         elif name == "glr":
             patch_generator_rate(float(value))
+        elif name == "shuffle":
+            patch_shuffle()
+        elif name == "dlr":
+            patch_discriminator_rate(float(value))
         elif name == "r1":
             patch_r1(float(value))
         else:

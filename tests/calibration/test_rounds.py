@@ -117,3 +117,17 @@ def test_the_progress_counts_a_metered_simulators_images_and_simulated_batches(s
     assert free.simulator_images(3) == 3 * 16
     emulated = DefaultCalibration(sim, emulator, true, discriminator_input="emulated", **TINY)
     assert emulated.simulator_images(3) is None
+
+
+def test_the_r1_penalty_adds_to_ds_loss_and_changes_its_step(setting) -> None:
+    sim, emulator, true = setting
+    plain = DefaultCalibration(sim, emulator, true, discriminator_input="emulated", **TINY)
+    r1 = DefaultCalibration(sim, emulator, true, discriminator_input="emulated", r1_gamma=10.0, **TINY)
+    a, b = plain.step(0), r1.step(0)
+    assert b["D"] > a["D"] + 1e-6  # the same images and D, plus gamma / 2 E|grad D|^2 > 0
+    changed = [
+        name
+        for name, p in r1.discriminator.state_dict().items()
+        if not torch.equal(p, plain.discriminator.state_dict()[name])
+    ]
+    assert changed  # D took another step than without the penalty
