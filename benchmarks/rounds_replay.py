@@ -26,6 +26,9 @@ Variants:
     D's encoder (all but its head) learns at F times its rate in the anchored rounds; 0
     freezes it, so that D is a linear judge of fixed features and cannot learn the anchors'
     noise by heart.
+``group=N``
+    D's minibatch-spread feature is taken over groups of N images (default 16) in the anchored
+    rounds: a sharper signal on the spread.
 ``shuffle``
     G's inputs are fresh draws, and each anchored image takes the residual of a random anchor
     (drawn anew every step) instead of its own: G cannot learn the anchors' fixed noise.
@@ -137,6 +140,11 @@ def patch_shuffle() -> None:
     gan.CalibrationTrainer.noise = noise
 
 
+def patch_group(size: int) -> None:
+    """D's minibatch-spread groups of ``size`` images in the anchored rounds."""
+    patch_anchored_trainers(lambda trainer: setattr(trainer.discriminator, "group_size", size))
+
+
 def patch_r1(gamma: float) -> None:
     """D's R1 penalty of weight ``gamma`` on the true images in the anchored rounds."""
     patch_anchored_trainers(lambda trainer: setattr(trainer, "r1_gamma", gamma))
@@ -160,6 +168,8 @@ def main() -> None:
             patch_accumulate()
         elif name == "glr":
             patch_generator_rate(float(value))
+        elif name == "group":
+            patch_group(int(value))
         elif name == "shuffle":
             patch_shuffle()
         elif name == "dlr":
