@@ -14,7 +14,6 @@ import random
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -23,6 +22,7 @@ import torch
 from safetensors.torch import load_file
 
 from gangal_core.io.checkpoint import load_checkpoint
+from tests.background import BackgroundRun, finish, start
 
 HELPER = Path(__file__).parent / "helpers" / "slow_save.py"
 CALIBRATE = [
@@ -46,25 +46,7 @@ def _gangal(args: list[str], out: Path, *, resume: bool = False) -> list[str]:
 
 
 def _run(cmd: list[str]) -> None:
-    _finish(_start(cmd))
-
-
-def _start(cmd: list[str]) -> subprocess.Popen:
-    """Start ``cmd`` in the background.
-
-    Every run here has one thread, so the uninterrupted reference run goes on the second
-    core while the test kills and resumes its twin on the first.
-    """
-    log = tempfile.TemporaryFile(mode="w+")  # not a pipe: nobody reads it until the end
-    proc = subprocess.Popen(cmd, env=_env(), stdout=log, stderr=subprocess.STDOUT, text=True)
-    proc.log = log
-    return proc
-
-
-def _finish(proc: subprocess.Popen) -> None:
-    proc.wait(timeout=300)
-    proc.log.seek(0)
-    assert proc.returncode == 0, proc.log.read()
+    finish(start(cmd, _env()))
 
 
 def _tensors(path: Path) -> dict[str, torch.Tensor]:
@@ -141,16 +123,9 @@ def _kill_at_random_then_finish(args, out: Path, rng: random.Random, *, kills: i
 def reference_calibration(tmp_path_factory):
     """A calibration never killed, run in the background: call the fixture for its folder."""
     out = tmp_path_factory.mktemp("reference") / "run"
-    proc = _start(_gangal(CALIBRATE, out))
-
-    def finished() -> Path:
-        if proc.returncode is None:
-            _finish(proc)
-        return out
-
-    yield finished
-    proc.kill()
-    proc.wait()
+    run = BackgroundRun(_gangal(CALIBRATE, out), _env(), out)
+    yield run
+    run.stop()
 
 
 @pytest.mark.slow
@@ -201,10 +176,10 @@ def test_a_kill_in_the_middle_of_a_save_keeps_the_previous_checkpoint(
 @pytest.mark.slow
 def test_chain_training_killed_at_random_moments_resumes_bit_for_bit(tmp_path) -> None:
     reference = tmp_path / "reference"
-    straight = _start(_gangal(TRAIN, reference))
+    straight = start(_gangal(TRAIN, reference), _env())
     out = tmp_path / "run"
     landed, resumed = _kill_at_random_then_finish(TRAIN, out, random.Random(7), kills=3)
-    _finish(straight)
+    finish(straight)
     assert landed >= 2 and resumed >= 1, (landed, resumed)
     for name in ("generator.safetensors", "generator-ema.safetensors"):
         files = sorted(reference.rglob(name))
@@ -217,7 +192,7 @@ def test_chain_training_killed_at_random_moments_resumes_bit_for_bit(tmp_path) -
 def test_simulate_killed_mid_run_keeps_only_whole_shards_and_finishes_identically(tmp_path) -> None:
     args = ["simulate", "--simulator", "circle", "-n", "131072", "--seed", "3", "--shard-size", "8192"]
     reference = tmp_path / "reference"
-    straight = _start(_gangal(args, reference))
+    straight = start(_gangal(args, reference), _env())
     out = tmp_path / "run"
     proc = subprocess.Popen(_gangal(args, out), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
@@ -227,7 +202,7 @@ def test_simulate_killed_mid_run_keeps_only_whole_shards_and_finishes_identicall
         time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    _finish(straight)
+    finish(straight)
     shards = sorted(out.glob("shard-*.safetensors"))
     assert 3 <= len(shards) < 16, len(shards)  # killed mid-run
     for shard in shards:  # every file that looks finished is whole

@@ -15,7 +15,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from safetensors.torch import load_file
 
 from gangal_core.errors import ConfigError
 from gangal_core.runtime.distributed import SIMULATION_BLOCK, Shard
+from tests.background import BackgroundRun, finish, start
 
 ARGS = [
     "calibrate", "--simulator", "circle", "--pretrain-iterations", "60", "--iterations", "60",
@@ -49,21 +49,7 @@ def _torchrun(out: Path, *extra: str) -> list[str]:
 
 
 def _run(cmd: list[str]) -> None:
-    _finish(_start(cmd))
-
-
-def _start(cmd: list[str]) -> subprocess.Popen:
-    """Start ``cmd`` in the background, its output to a file (a pipe nobody reads could fill)."""
-    log = tempfile.TemporaryFile(mode="w+")
-    proc = subprocess.Popen(cmd, env=_env(), stdout=log, stderr=subprocess.STDOUT, text=True)
-    proc.log = log
-    return proc
-
-
-def _finish(proc: subprocess.Popen) -> None:
-    proc.wait(timeout=300)
-    proc.log.seek(0)
-    assert proc.returncode == 0, proc.log.read()
+    finish(start(cmd, _env()))
 
 
 def _assert_close_runs(a: Path, b: Path) -> None:
@@ -84,16 +70,9 @@ def single_run(tmp_path_factory):
     """The one-process run, started in the background beside the first two-process run:
     call the fixture for its folder."""
     out = tmp_path_factory.mktemp("single") / "run"
-    proc = _start(_single(out))
-
-    def finished() -> Path:
-        if proc.returncode is None:
-            _finish(proc)
-        return out
-
-    yield finished
-    proc.kill()
-    proc.wait()
+    run = BackgroundRun(_single(out), _env(), out)
+    yield run
+    run.stop()
 
 
 def test_a_batch_is_split_in_whole_simulation_blocks() -> None:
@@ -156,10 +135,10 @@ TRAIN = [
 @pytest.mark.slow
 def test_chain_training_in_two_processes_matches_one(tmp_path) -> None:
     single, ddp = tmp_path / "single", tmp_path / "ddp"
-    one = _start([sys.executable, "-m", "gangal_core", *TRAIN, "--out", str(single)])
+    one = start([sys.executable, "-m", "gangal_core", *TRAIN, "--out", str(single)], _env())
     _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
           "-m", "gangal_core", *TRAIN, "--out", str(ddp)])  # fmt: skip
-    _finish(one)
+    finish(one)
     for stage, tolerance in (("dcgan", 1e-4), ("stackgan", 5e-2)):
         for name in ("generator", "generator-ema", "discriminator"):
             a = load_file(single / stage / f"{name}.safetensors")
