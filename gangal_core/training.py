@@ -32,7 +32,15 @@ from gangal_core.runtime.devices import check_precision
 from gangal_core.runtime.distributed import current as current_shard
 from gangal_core.runtime.progress import progress_bar
 
-__all__ = ["LOG_EVERY", "Interrupted", "LossHistory", "Trainer", "TrainingLoop", "load_checkpoint"]
+__all__ = [
+    "LOG_EVERY",
+    "Interrupted",
+    "LossHistory",
+    "Trainer",
+    "TrainingLoop",
+    "load_checkpoint",
+    "r1_penalty",
+]
 
 #: Iterations between two updates of the progress display and two rows of ``metrics.csv``
 #: (the last iteration is always logged too).
@@ -375,3 +383,15 @@ class Trainer(ABC):
         losses = self.step(iteration)
         self.history.add(iteration, losses)
         return losses
+
+
+def r1_penalty(logits: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+    """``E ||grad_x D(x)||^2`` over a batch: the R1 gradient penalty without its ``gamma / 2``.
+
+    Shared by the chained GAN (``--r1``) and the calibration trainer (``r1_gamma``).
+
+    ``images`` must require gradients and ``logits`` be the discriminator's output for them;
+    the result keeps the graph, so it can be added to the discriminator's loss.
+    """
+    (grad,) = torch.autograd.grad(logits.float().sum(), images, create_graph=True)
+    return grad.float().square().flatten(1).sum(1).mean()

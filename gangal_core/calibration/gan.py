@@ -37,12 +37,11 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from gangal_core.chain.augment import r1_penalty
 from gangal_core.errors import ConfigError
 from gangal_core.runtime.devices import autocast, to_device
 from gangal_core.simulation.budget import MeteredSimulator
 from gangal_core.simulation.simulator import Simulator
-from gangal_core.training import Trainer
+from gangal_core.training import Trainer, r1_penalty
 
 from .batches import GlobalBatch, check_positive, choose, network_class, paper_labels
 from .emulator import TrainedEmulator, parameter_table

@@ -52,6 +52,7 @@ import torch
 import torch.nn.functional as F
 
 from gangal_core.errors import ConfigError
+from gangal_core.training import r1_penalty  # the chain's trainers and tests import it from here
 
 __all__ = ["AUGMENTATIONS", "R1_EVERY", "SYMMETRIES", "DifferentiableAugment", "parse_augment", "r1_penalty"]
 
@@ -167,13 +168,3 @@ class DifferentiableAugment:
         xs = torch.arange(w, device=x.device)[None, :] - (cx[:, None] - size_w // 2)
         inside = ((ys >= 0) & (ys < size_h))[:, :, None] & ((xs >= 0) & (xs < size_w))[:, None, :]
         return x * (~inside).to(x.dtype)[:, None]
-
-
-def r1_penalty(logits: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
-    """``E ||grad_x D(x)||^2`` over a batch: the R1 gradient penalty without its ``gamma / 2``.
-
-    ``images`` must require gradients and ``logits`` be the discriminator's output for them;
-    the result keeps the graph, so it can be added to the discriminator's loss.
-    """
-    (grad,) = torch.autograd.grad(logits.float().sum(), images, create_graph=True)
-    return grad.float().square().flatten(1).sum(1).mean()
