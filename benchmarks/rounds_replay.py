@@ -150,6 +150,33 @@ def patch_r1(gamma: float) -> None:
     patch_anchored_trainers(lambda trainer: setattr(trainer, "r1_gamma", gamma))
 
 
+#: The variants by name: the type of their value (``None``: they take none) and their patch.
+VARIANTS = {
+    "accumulate": (None, patch_accumulate),
+    "shuffle": (None, patch_shuffle),
+    "glr": (float, patch_generator_rate),
+    "dlr": (float, patch_discriminator_rate),
+    "r1": (float, patch_r1),
+    "group": (int, patch_group),
+}
+
+
+def parse_variant(variant: str, parser: argparse.ArgumentParser):
+    """``NAME`` or ``NAME=VALUE`` as (patch, value), or a usage error naming what is known."""
+    name, _, text = variant.partition("=")
+    if name not in VARIANTS:
+        parser.error(f"--variant {variant!r}: unknown; expected one of {', '.join(VARIANTS)}")
+    kind, patch = VARIANTS[name]
+    if kind is None:
+        if text:
+            parser.error(f"--variant {variant!r}: {name} takes no value")
+        return patch, None
+    try:
+        return patch, kind(text)
+    except ValueError:
+        parser.error(f"--variant {variant!r}: expected {name}={kind.__name__}, found {text!r}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", type=Path)
@@ -159,25 +186,15 @@ def main() -> None:
     record = args.run / "calibration.json"
     if not record.is_file() or not (args.run / "simulations").is_dir():
         parser.error(f"{args.run} is not a finished budget run: it needs calibration.json and simulations/")
+    patches = [parse_variant(v, parser) for v in args.variant]  # every variant checked before any copying
     options = json.loads(record.read_text())["options"]
     copy_run(args.run, args.out)
     patch_banks()
-    for variant in args.variant:
-        name, _, value = variant.partition("=")
-        if name == "accumulate":
-            patch_accumulate()
-        elif name == "glr":
-            patch_generator_rate(float(value))
-        elif name == "group":
-            patch_group(int(value))
-        elif name == "shuffle":
-            patch_shuffle()
-        elif name == "dlr":
-            patch_discriminator_rate(float(value))
-        elif name == "r1":
-            patch_r1(float(value))
+    for patch, value in patches:
+        if value is None:
+            patch()
         else:
-            parser.error(f"unknown variant {variant!r}")
+            patch(value)
     options.update(out=str(args.out), resume=True)
     cfg = CalibrateConfig(**{k: v for k, v in options.items() if k in CalibrateConfig.model_fields})
     doc = run_calibrate(cfg, progress=False)
