@@ -8,11 +8,14 @@ plans how many):
    (:func:`~gangal_core.calibration.pretraining.pretrain` with ``bank``);
 2. the generator trains against the true images with the discriminator on emulated images
    E(G(z)), which cost no simulator calls;
-3. each later round (continuing G from the last; the best match mixes the generator's
-   snapshots from the whole of every later round, as a run without a budget mixes those of
-   its second half) simulates parameters drawn from the current best match, widened around its
-   mean (and a share uniform over the ranges, in case the best match is still wrong), refines
-   the emulator on every simulation so far, and continues the generator and discriminator;
+3. each later round (continuing G from the last) simulates parameters drawn from the current
+   best match, widened around its mean (and a share uniform over the ranges, in case the best
+   match is still wrong), refines the emulator on every simulation so far, and continues the
+   generator and discriminator.  The best match mixes the generator's snapshots from the whole
+   of every later round but the first (:data:`BURN_IN_ROUNDS`), as a run without a budget
+   mixes those of its second half: in the first anchored round the generator is still moving
+   from the emulator's images to the simulator's, and its snapshots there stray from the later
+   rounds' by up to a third of the truth's spread (``benchmarks/RESULTS.md``, issue 17);
 4. a share of each later round's simulations are the generator's own parameters ``G0(z)`` at
    noise ``z`` kept for the round: D then sees these simulator images, moved by the emulator's
    change as G learns (``"anchored"`` input, :class:`~gangal_core.calibration.gan.Anchors`),
@@ -43,6 +46,7 @@ from .pretraining import pretrain
 from .result import CalibrationResult
 
 __all__ = [
+    "BURN_IN_ROUNDS",
     "PRETRAIN_IN_ROUNDS",
     "PRETRAIN_ITERATIONS",
     "ROUNDS",
@@ -58,6 +62,9 @@ WIDEN = 2.0
 UNIFORM_SHARE = 0.2
 #: The share of a round's simulations that are the generator's own draws (D's anchors).
 ANCHOR_SHARE = 0.5
+#: The first anchored rounds, whose snapshots stay out of the best match (burn-in); the last
+#: round always counts.
+BURN_IN_ROUNDS = 1
 #: Emulator pretraining minibatches of a calibration without rounds (no budget, or a bank alone).
 PRETRAIN_ITERATIONS = 4000
 #: Rounds after the first bank when a budget is given and ``--rounds`` is not.
@@ -220,14 +227,14 @@ def calibrate_in_rounds(
                                 seed=seed + k, checkpoint=_checkpoint(folder, f"pretrain-{k}"), resume=resume,
                                 **pretrain_options)  # fmt: skip
         warm = None if trainer is None else trainer.networks_state()
-        earlier = trainer.taken if trainer is not None and k > 1 else []
+        earlier = trainer.taken if trainer is not None and k > 1 + BURN_IN_ROUNDS else []
         trainer = trainer_cls(simulator, emulator, true_images, iterations=stage_iterations[k],
                               discriminator_input="emulated" if anchors is None else "anchored",
                               anchors=anchors, average_from=0.5 if k == 0 else 0.0,
                               seed=seed + 31 * k, warm_start=warm,
                               checkpoint=_checkpoint(folder, f"calibrate-{k}"), resume=resume,
                               **calibrate_options)  # fmt: skip
-        trainer.taken[:0] = earlier  # the best match mixes the snapshots of every anchored round
+        trainer.taken[:0] = earlier  # the best match mixes the anchored rounds after the burn-in
         result = trainer.train()
         samples = result.samples
         history.append({"round": k, "simulations": n_round if k else len(bank),

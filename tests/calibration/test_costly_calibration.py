@@ -12,8 +12,9 @@ import pytest
 from typer.testing import CliRunner
 
 from gangal_core.calibration import load_emulator
-from gangal_core.calibration.rounds import ROUNDS
+from gangal_core.calibration.rounds import BURN_IN_ROUNDS, ROUNDS
 from gangal_core.cli import app
+from gangal_core.training import load_checkpoint
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "external-simulator"
 TINY = ["--iterations", "40", "--pretrain-iterations", "40", "--batch-size", "32", "--n-true", "300",
@@ -71,6 +72,10 @@ def test_a_budget_is_never_passed_by_the_simulators_own_count(counting, tmp_path
     assert "checkpoint-calibrate-2.safetensors" in [c.name for c in checkpoints]
     for checkpoint in checkpoints:
         assert checkpoint.with_name(checkpoint.stem.replace("checkpoint", "metrics") + ".csv").exists()
+    # the best match mixes the generator's snapshots of every anchored round after the burn-in
+    taken = [len(load_checkpoint(tmp_path / "run" / f"checkpoint-calibrate-{k}.safetensors")
+                 ["state"]["extra"]["snapshots"]) for k in range(1, 1 + ROUNDS)]  # fmt: skip
+    assert BURN_IN_ROUNDS == 1 and taken[0] == taken[1] > 0 and taken[2] == 2 * taken[0]
 
 
 def test_a_resumed_budget_run_simulates_nothing_twice(counting, tmp_path: Path) -> None:
