@@ -22,6 +22,7 @@
 #   flips      --augment flip,rot90 (the sky's symmetries, real images only)
 #   r1         --r1 0.1
 #   base-s1    --seed 1: the base recipe again on another seed (the seeds' own spread)
+#   lrdecay    --lr-decay-from 101: the rate constant for 100 epochs, then linear to zero at 200
 # Fig. 8 readings (the paper's two descriptions of one dropout schedule, docs/chained-gan.md), the
 # switch at half of EPOCHS (default 60; the paper's 200 of 400 do not fit 2 cores in an hour):
 #   spec       --dropout-until-epoch EPOCHS/2   (framed specification and Fig. 8's caption)
@@ -55,6 +56,7 @@ options() {  # VARIANT -> the variant's training options
         flips) echo --augment flip,rot90 ;;
         r1) echo --r1 0.1 ;;
         base-s1) echo --seed 1 ;;
+        lrdecay) echo --lr-decay-from 101 ;;
         *) echo "unknown variant $1" >&2; exit 2 ;;
     esac
 }

@@ -512,6 +512,11 @@ class TrainConfig(ShowsProgress, MixedPrecision, Resumable, Seeded):
         ge=1,
         description="Dropout before the discriminator's last layer up to this epoch, then off (Fig. 8).",
     )
+    lr_decay_from: Annotated[int | None, Flag(TRAINING)] = Field(
+        default=None,
+        ge=1,
+        description="DCGAN learning rate constant up to this epoch, then linear to zero at the end.",
+    )
     augment: Annotated[tuple[str, ...], Flag(TRAINING, comma=True)] = Field(
         default=(),
         description="Augment what D sees: flip,rot90 (real images), translation,cutout (both).",

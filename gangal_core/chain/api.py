@@ -91,6 +91,7 @@ def train(
     spatial_dropout: str = "none",
     dropout_from_epoch: int | None = None,
     dropout_until_epoch: int | None = None,
+    lr_decay_from: int | None = None,
     augment: Sequence[str] = (),
     r1_gamma: float = 0.0,
     sample_every: int = 1,
@@ -124,7 +125,7 @@ def train(
         One value for every stage, or one per stage.  Epochs default to 20 for the DCGAN
         and 12 for a refiner; batch sizes to 32 and the refiner's own.
     resolution, seed, label_smoothing, spatial_dropout, dropout_from_epoch, dropout_until_epoch,
-    sample_every, ema_decay, cache, workers : optional
+    lr_decay_from, sample_every, ema_decay, cache, workers : optional
         As for :class:`~gangal_core.chain.DCGANTrainer` and
         :class:`~gangal_core.chain.RefinerTrainer`.
     augment : sequence of str, optional
@@ -167,7 +168,7 @@ def train(
         if not shard.is_main:  # under torchrun only rank 0 writes and prints
             console = Console(quiet=True)
         chain = tuple(chain)
-        _check_small_data(dropout_from_epoch, dropout_until_epoch, r1_gamma)
+        _check_small_data(dropout_from_epoch, dropout_until_epoch, r1_gamma, lr_decay_from)
         augment = parse_augment(augment, option=arg("augment"))
         plan = plan_chain(chain, resolution=resolution)
         widths = _per_stage(width, chain, "width")
@@ -191,7 +192,7 @@ def train(
                   "selection": selection}  # fmt: skip
         dcgan = {"resolution": resolution, "label_smoothing": label_smoothing,
                  "spatial_dropout": spatial_dropout, "dropout_from_epoch": dropout_from_epoch,
-                 "dropout_until_epoch": dropout_until_epoch}  # fmt: skip
+                 "dropout_until_epoch": dropout_until_epoch, "lr_decay_from": lr_decay_from}  # fmt: skip
         for stage, n_epochs, width_, batch in zip(plan, epochs_, widths, batch_sizes, strict=True):
             stage_folder = folder / stage["name"]
             if _finished(stage_folder, n_epochs):
@@ -237,7 +238,8 @@ def _selection(source: Any, every: int, *, validation: float, n_samples: int, ev
     return train_part, make
 
 
-def _check_small_data(dropout_from: int | None, dropout_until: int | None, r1_gamma: float) -> None:
+def _check_small_data(dropout_from: int | None, dropout_until: int | None, r1_gamma: float,
+                      lr_decay_from: int | None = None) -> None:  # fmt: skip
     if dropout_from is not None and dropout_until is not None:
         raise ArgumentError(
             f"{arg('dropout_from_epoch')} {dropout_from} and {arg('dropout_until_epoch')} {dropout_until}: "
@@ -245,6 +247,8 @@ def _check_small_data(dropout_from: int | None, dropout_until: int | None, r1_ga
         )
     if not 0 <= r1_gamma < float("inf"):
         raise ArgumentError(f"{arg('r1_gamma')}: expected a weight of 0 or more, found {r1_gamma}.")
+    if lr_decay_from is not None and lr_decay_from < 1:
+        raise ArgumentError(f"{arg('lr_decay_from')}: expected an epoch of 1 or more, found {lr_decay_from}.")
 
 
 def plan_chain(chain: Sequence[str], *, resolution: int = 64) -> list[dict[str, Any]]:

@@ -53,6 +53,8 @@ __all__ = ["CHECKPOINT", "GRID_SIZE", "DCGANTrainer", "GANTrainer", "RefinerTrai
 
 CHECKPOINT = "checkpoint.safetensors"
 GRID_SIZE = 36  # images in each sample grid
+#: Adam's learning rate for both networks (the paper's Table 1).
+LEARNING_RATE = 2e-4
 
 
 @dataclass
@@ -192,7 +194,7 @@ class GANTrainer(Trainer):
         return torch.ones(n)
 
     def learning_rate(self, epoch: int) -> float:
-        return 2e-4
+        return LEARNING_RATE
 
     def on_epoch_start(self, epoch: int) -> None:
         """Hook for schedules that change by epoch (learning rate, dropout)."""
@@ -393,6 +395,10 @@ class DCGANTrainer(GANTrainer):
         Dropout (p = 0.5) before the discriminator's last layer for epochs 1 to this one,
         then off: the reading of the paper's framed specification and Fig. 8's caption.
         At most one of the two readings may be given.
+    lr_decay_from : int, optional
+        Keep the paper's learning rate (2e-4) up to this epoch (counted from 1), then let it
+        fall linearly, epoch by epoch, to zero after the last (the schedule of pix2pix and
+        CycleGAN).  ``None`` (default): constant, as in the paper's Table 1.
     cache, workers
         Passed to :class:`~gangal_core.data.ImageBatches`.
     **options
@@ -412,11 +418,15 @@ class DCGANTrainer(GANTrainer):
         spatial_dropout: str = "none",
         dropout_from_epoch: int | None = None,
         dropout_until_epoch: int | None = None,
+        lr_decay_from: int | None = None,
         cache: str = "memory",
         workers: int | None = None,
         **options: Any,
     ) -> None:
         seed = int(options.get("seed", 0))
+        if lr_decay_from is not None and lr_decay_from < 1:
+            raise ConfigError(f"lr_decay_from: expected an epoch of 1 or more, found {lr_decay_from}.")
+        self.lr_decay_from = lr_decay_from
         torch.manual_seed(seed)  # the networks' initial weights
         gen = DCGANGenerator(resolution=resolution, width=width, channels=source.channels,
                              spatial_dropout=spatial_dropout in ("generator", "both"))  # fmt: skip
@@ -435,6 +445,8 @@ class DCGANTrainer(GANTrainer):
                         "dropout_from_epoch": dropout_from_epoch}  # fmt: skip
         if dropout_until_epoch is not None:  # recorded when used; older files stay as they were
             self.options["dropout_until_epoch"] = dropout_until_epoch
+        if lr_decay_from is not None:
+            self.options["lr_decay_from"] = lr_decay_from
         super().__init__(gen, disc, batches, **options)
         self._grid_z = torch.randn(GRID_SIZE, LATENT_SIZE, generator=torch.Generator().manual_seed(seed + 1))
 
@@ -450,6 +462,13 @@ class DCGANTrainer(GANTrainer):
         d = self.label_smoothing
         labels = 1.0 - d + 2.0 * d * torch.rand(self.batches.batch_size, generator=self.noise)
         return labels[self.batches.rows]
+
+    def learning_rate(self, epoch: int) -> float:
+        """2e-4, falling linearly from epoch ``lr_decay_from`` to zero after the last epoch."""
+        start = self.lr_decay_from
+        if start is None or epoch + 1 < start:
+            return LEARNING_RATE
+        return LEARNING_RATE * (self.epochs - epoch) / max(1, self.epochs - start + 1)
 
     def on_epoch_start(self, epoch: int) -> None:
         on = (self.dropout_from_epoch is not None and epoch + 1 >= self.dropout_from_epoch) or (

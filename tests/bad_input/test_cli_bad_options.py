@@ -244,6 +244,7 @@ BAD_OPTIONS = [
     ),
     ("train", "--dropout-from-epoch", ("--dropout-from-epoch", "dropout_from_epoch:"), _count_values(1)),
     ("train", "--dropout-until-epoch", ("--dropout-until-epoch", "dropout_until_epoch:"), _count_values(1)),
+    ("train", "--lr-decay-from", ("--lr-decay-from", "lr_decay_from:"), _count_values(1)),
     ("train", "--r1", ("--r1", "r1:"), st.one_of(st.sampled_from(["-1", "nan", "inf", "-0.5"]), NOT_A_FLOAT)),
     (
         "train",

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from gangal_core.chain.augment import AUGMENTATIONS, DifferentiableAugment, parse_augment, r1_penalty
-from gangal_core.chain.trainers import DCGANTrainer
+from gangal_core.chain.trainers import LEARNING_RATE, DCGANTrainer
 from gangal_core.errors import ConfigError
 
 from .test_chain import Ellipses, _train_dcgan
@@ -135,6 +135,26 @@ def test_the_two_dropout_readings() -> None:
     assert [dropout(e, dropout_from_epoch=2) for e in (1, 2, 3)] == [0.0, 0.5, 0.5]
     with pytest.raises(ConfigError, match="two readings"):
         dropout(1, dropout_from_epoch=2, dropout_until_epoch=2)
+
+
+def test_the_learning_rate_stays_then_falls_linearly_from_lr_decay_from() -> None:
+    def rates(epochs: int, **schedule: int) -> list[float]:
+        trainer = DCGANTrainer(Ellipses(8), width=2, batch_size=4, folder=Path("unused"), epochs=epochs,
+                               progress=False, **schedule)  # fmt: skip
+        return [trainer.learning_rate(e) for e in range(epochs)]
+
+    assert rates(5) == [LEARNING_RATE] * 5  # the paper's constant rate by default
+    assert rates(5, lr_decay_from=3) == pytest.approx([LEARNING_RATE * f for f in (1, 1, 1, 2 / 3, 1 / 3)])
+    assert rates(2, lr_decay_from=9) == [LEARNING_RATE] * 2  # a start after the end: constant
+    with pytest.raises(ConfigError, match="lr_decay_from"):
+        rates(2, lr_decay_from=0)
+
+
+def test_training_follows_the_learning_rate_schedule(tmp_path: Path) -> None:
+    trained = _train_dcgan(tmp_path / "a", epochs=3, lr_decay_from=2)
+    summary = json.loads((tmp_path / "a" / "training.json").read_text())
+    assert summary["options"]["lr_decay_from"] == 2
+    assert trained.opt_g.param_groups[0]["lr"] == pytest.approx(LEARNING_RATE / 2)  # the last epoch's
 
 
 def test_the_docs_small_data_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
