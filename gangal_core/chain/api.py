@@ -425,6 +425,7 @@ def sample(
         model = Path(model)
         if not model.is_dir():
             raise ArgumentError(f"{arg('model')} {model}: no such folder; train one with gangal train --out.")
+        _check_stages(model, chain)
         stages = [load_generator(model / name, weights=weights) for name in chain]
         used = [meta.pop("weights_used") for _, meta in stages]  # what "auto" chose, per stage
         if len(set(used)) > 1:
@@ -455,6 +456,18 @@ def sample(
                 "sky": correction,
             })  # fmt: skip
     return images.numpy()
+
+
+def _check_stages(model: Path, chain: tuple[str, ...]) -> None:
+    """Every stage of ``chain`` is a folder of ``model``; else name the option and what the model holds."""
+    for name in chain:
+        if not (model / name).is_dir():
+            have = sorted(p.parent.name for p in model.glob("*/generator*.safetensors"))
+            have = list(dict.fromkeys(have))
+            raise ArgumentError(
+                f"{arg('chain')} {name!r}: the model {model} has no stage of that name; "
+                f"it has {', '.join(have) if have else 'none yet (train one with gangal train)'}."
+            )
 
 
 def _draw(stages: list[tuple[Any, dict[str, Any]]], chain: tuple[str, ...], n: int, *, seed: int,

@@ -120,7 +120,10 @@ def test_sample_bad_options_are_clear_errors(model: Path, tmp_path: Path) -> Non
     again = _invoke("sample", "--model", model, "-n", 2, "--out", tmp_path / "s")
     assert again.exit_code == 2 and "already holds samples.npy" in again.output
     wrong = _invoke("sample", "--chain", "dcgan,stackgan", "--model", tmp_path, "--out", tmp_path / "t")
-    assert wrong.exit_code == 2 and "no such file" in wrong.output
+    assert wrong.exit_code == 2 and "--chain 'dcgan': the model" in wrong.output
+    assert "none yet" in wrong.output
+    typo = _invoke("sample", "--chain", "dcgan,stackgn", "--model", model, "--out", tmp_path / "u")
+    assert typo.exit_code == 2 and "'stackgn'" in typo.output and "it has dcgan, stackgan" in typo.output
 
 
 def test_default_epochs_count_training_images(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
