@@ -462,8 +462,7 @@ def _check_stages(model: Path, chain: tuple[str, ...]) -> None:
     """Every stage of ``chain`` is a folder of ``model``; else name the option and what the model holds."""
     for name in chain:
         if not (model / name).is_dir():
-            have = sorted(p.parent.name for p in model.glob("*/generator*.safetensors"))
-            have = list(dict.fromkeys(have))
+            have = sorted({p.parent.name for p in model.glob("*/generator*.safetensors")})
             raise ArgumentError(
                 f"{arg('chain')} {name!r}: the model {model} has no stage of that name; "
                 f"it has {', '.join(have) if have else 'none yet (train one with gangal train)'}."
