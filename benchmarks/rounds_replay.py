@@ -29,6 +29,18 @@ Variants:
 ``group=N``
     D's minibatch-spread feature is taken over groups of N images (default 16) in the anchored
     rounds: a sharper signal on the spread.
+``nearest=POOL``
+    G's inputs are fresh draws, and each anchored image is carried from the stored simulation
+    nearest to G(z) (in parameter space, each parameter over the round's anchors' spread)
+    instead of from the simulation of G0(z): the emulator then carries each image over a
+    short distance however far G's map from z to parameters has churned.  POOL is
+    ``anchors`` (the round's G0(z) simulations), ``round`` (all of the round's simulations) or
+    ``all`` (every simulation so far).
+``prox=L``
+    In the anchored rounds G's loss carries ``L`` times the mean squared move of each anchor's
+    parameters from where the round's simulation of it was made (each parameter over the
+    anchors' spread): the distribution may move, but G's map from z to parameters may not
+    churn, so the emulator carries each stored image over a short distance.
 ``shuffle``
     G's inputs are fresh draws, and each anchored image takes the residual of a random anchor
     (drawn anew every step) instead of its own: G cannot learn the anchors' fixed noise.
@@ -46,7 +58,7 @@ import torch
 from gangal_core.calibration import gan, rounds
 from gangal_core.calibration.run import run_calibrate
 from gangal_core.config import CalibrateConfig
-from gangal_core.simulation.bank import load_bank
+from gangal_core.simulation.bank import SimulationBank, load_bank
 
 KEEP = ("simulations", "checkpoint-pretrain-")
 
@@ -140,6 +152,76 @@ def patch_shuffle() -> None:
     gan.CalibrationTrainer.noise = noise
 
 
+def patch_nearest(pool: str) -> None:
+    """Fresh inputs for G; each anchored image carried from the nearest stored simulation."""
+    if pool not in ("anchors", "round", "all"):
+        raise SystemExit(f"--variant nearest={pool}: expected anchors, round or all")
+    original = rounds._stored_anchors
+    seen: list[SimulationBank] = []
+
+    def stored(anchors, bank):
+        kept = original(anchors, bank)
+        seen.append(bank)
+        if pool == "anchors":
+            params, images = kept.parameters, kept.images
+        else:
+            banks = seen if pool == "all" else seen[-1:]
+            params = torch.cat([b.parameters for b in banks])
+            images = torch.cat([b.images for b in banks])
+        # the pool's rows, and the anchors' parameters to scale distances (their spread)
+        return gan.Anchors(torch.zeros(len(params), kept.noise.shape[1]), params, images), kept.parameters
+
+    def set_anchors(trainer, pair):
+        pooled, scale_from = pair
+        _set(trainer, pooled)
+        with torch.no_grad():
+            trainer.nearest_u0 = trainer.emulator.to_unit(pooled.parameters.float())
+            spread = trainer.emulator.to_unit(scale_from.float()).std(dim=0).clamp_min(1e-6)
+        trainer.nearest_scale = spread
+
+    def noise(trainer, n):
+        z = torch.randn(n, trainer.generator.noise_size, generator=trainer.random)
+        if trainer.anchor_noise is not None:
+            trainer.anchor_rows = None  # chosen from G(z) in images()
+        return z[trainer.batch.rows].to(trainer.device)
+
+    def images(trainer, u, mean, std):
+        with torch.no_grad():
+            d = torch.cdist(u.detach() / trainer.nearest_scale, trainer.nearest_u0 / trainer.nearest_scale)
+            rows = d.argmin(dim=1)
+        eps = trainer.anchor_eps[rows]
+        clipped = eps.clamp(-8, 8)
+        return mean + std * clipped + (std * (eps - clipped)).detach()
+
+    _set = gan.CalibrationTrainer._set_anchors
+    rounds._stored_anchors = stored
+    gan.CalibrationTrainer._set_anchors = set_anchors
+    gan.CalibrationTrainer.noise = noise
+    gan.DISCRIMINATOR_IMAGES["anchored"] = images
+
+
+def patch_prox(weight: float) -> None:
+    """G's loss plus ``weight`` times the anchors' mean squared move (over their spread)."""
+    set_anchors, update = gan.CalibrationTrainer._set_anchors, gan.CalibrationTrainer.update
+
+    def remember(trainer, anchors):
+        set_anchors(trainer, anchors)
+        with torch.no_grad():
+            trainer.prox_u0 = trainer.emulator.to_unit(anchors.parameters.float()).to(trainer.device)
+            trainer.prox_scale = trainer.prox_u0.std(dim=0).clamp_min(1e-6)
+
+    def penalised(trainer, name, loss):
+        if name == "generator" and getattr(trainer, "prox_u0", None) is not None:
+            rows = trainer.anchor_rows
+            u = trainer.generator(trainer.anchor_noise[rows])
+            move = ((u - trainer.prox_u0[rows]) / trainer.prox_scale).square().sum(dim=1).mean()
+            loss = loss + weight * move
+        update(trainer, name, loss)
+
+    gan.CalibrationTrainer._set_anchors = remember
+    gan.CalibrationTrainer.update = penalised
+
+
 def patch_group(size: int) -> None:
     """D's minibatch-spread groups of ``size`` images in the anchored rounds."""
     patch_anchored_trainers(lambda trainer: setattr(trainer.discriminator, "group_size", size))
@@ -154,6 +236,8 @@ def patch_r1(gamma: float) -> None:
 VARIANTS = {
     "accumulate": (None, patch_accumulate),
     "shuffle": (None, patch_shuffle),
+    "nearest": (str, patch_nearest),
+    "prox": (float, patch_prox),
     "glr": (float, patch_generator_rate),
     "dlr": (float, patch_discriminator_rate),
     "r1": (float, patch_r1),
