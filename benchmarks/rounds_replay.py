@@ -41,6 +41,11 @@ Variants:
     parameters from where the round's simulation of it was made (each parameter over the
     anchors' spread): the distribution may move, but G's map from z to parameters may not
     churn, so the emulator carries each stored image over a short distance.
+``gain``
+    The emulator's change of mean is scaled, in the carry, by its gain over the round's anchors:
+    ``g = cov(T, mu_E) / var(mu_E)`` pooled over pixels, 1 for an emulator as strong as the
+    simulator, ``1/s`` for one that draws the signal ``s`` times too faint.  The anchored image
+    is ``T(G0(z)) + g (mu_E(G(z)) - mu_E(G0(z)))`` plus the residual's change of spread.
 ``shuffle``
     G's inputs are fresh draws, and each anchored image takes the residual of a random anchor
     (drawn anew every step) instead of its own: G cannot learn the anchors' fixed noise.
@@ -222,6 +227,30 @@ def patch_prox(weight: float) -> None:
     gan.CalibrationTrainer.update = penalised
 
 
+def patch_gain() -> None:
+    """The carry's change of mean times the emulator's gain over the anchors (see the docstring)."""
+    set_anchors = gan.CalibrationTrainer._set_anchors
+
+    def remember(trainer, anchors):
+        set_anchors(trainer, anchors)
+        images = trainer.emulator.scale.normalise(anchors.images.float()).to(trainer.device)
+        with torch.no_grad():
+            u0 = trainer.emulator.to_unit(anchors.parameters.float()).to(trainer.device)
+            trainer.anchor_mean0 = torch.cat([trainer.emulator_network(p)[0].float() for p in u0.split(1024)])
+        dt, dm = images - images.mean(0), trainer.anchor_mean0 - trainer.anchor_mean0.mean(0)
+        trainer.anchor_gain = float((dt * dm).sum() / dm.square().sum())
+        print(f"emulator gain over {len(images)} anchors: {trainer.anchor_gain:.3f}", flush=True)
+
+    def images(trainer, u, mean, std):
+        eps = trainer.anchor_eps[trainer.anchor_rows]
+        clipped = eps.clamp(-8, 8)
+        carried = mean + std * clipped + (std * (eps - clipped)).detach()
+        return carried + (trainer.anchor_gain - 1) * (mean - trainer.anchor_mean0[trainer.anchor_rows])
+
+    gan.CalibrationTrainer._set_anchors = remember
+    gan.DISCRIMINATOR_IMAGES["anchored"] = images
+
+
 def patch_group(size: int) -> None:
     """D's minibatch-spread groups of ``size`` images in the anchored rounds."""
     patch_anchored_trainers(lambda trainer: setattr(trainer.discriminator, "group_size", size))
@@ -238,6 +267,7 @@ VARIANTS = {
     "shuffle": (None, patch_shuffle),
     "nearest": (str, patch_nearest),
     "prox": (float, patch_prox),
+    "gain": (None, patch_gain),
     "glr": (float, patch_generator_rate),
     "dlr": (float, patch_discriminator_rate),
     "r1": (float, patch_r1),
