@@ -46,6 +46,10 @@ Variants:
     ``g = cov(T, mu_E) / var(mu_E)`` pooled over pixels, 1 for an emulator as strong as the
     simulator, ``1/s`` for one that draws the signal ``s`` times too faint.  The anchored image
     is ``T(G0(z)) + g (mu_E(G(z)) - mu_E(G0(z)))`` plus the residual's change of spread.
+``meanonly``
+    A diagnostic: the anchored image is ``T(G0(z)) + mu_E(G(z)) - mu_E(G0(z))``, the residual
+    not scaled by the emulator's change of spread (so noise parameters learn nothing in the
+    anchored rounds).  Tells whether the spread path is what moves a parameter.
 ``shuffle``
     G's inputs are fresh draws, and each anchored image takes the residual of a random anchor
     (drawn anew every step) instead of its own: G cannot learn the anchors' fixed noise.
@@ -251,6 +255,25 @@ def patch_gain() -> None:
     gan.DISCRIMINATOR_IMAGES["anchored"] = images
 
 
+def patch_meanonly() -> None:
+    """The carry without its change of spread (a diagnostic, see the docstring)."""
+    set_anchors = gan.CalibrationTrainer._set_anchors
+
+    def remember(trainer, anchors):
+        set_anchors(trainer, anchors)
+        trainer.anchor_images = trainer.emulator.scale.normalise(anchors.images.float()).to(trainer.device)
+        with torch.no_grad():
+            u0 = trainer.emulator.to_unit(anchors.parameters.float()).to(trainer.device)
+            trainer.anchor_mean0 = torch.cat([trainer.emulator_network(p)[0].float() for p in u0.split(1024)])
+
+    def images(trainer, u, mean, std):
+        rows = trainer.anchor_rows
+        return trainer.anchor_images[rows] + mean - trainer.anchor_mean0[rows]
+
+    gan.CalibrationTrainer._set_anchors = remember
+    gan.DISCRIMINATOR_IMAGES["anchored"] = images
+
+
 def patch_group(size: int) -> None:
     """D's minibatch-spread groups of ``size`` images in the anchored rounds."""
     patch_anchored_trainers(lambda trainer: setattr(trainer.discriminator, "group_size", size))
@@ -268,6 +291,7 @@ VARIANTS = {
     "nearest": (str, patch_nearest),
     "prox": (float, patch_prox),
     "gain": (None, patch_gain),
+    "meanonly": (None, patch_meanonly),
     "glr": (float, patch_generator_rate),
     "dlr": (float, patch_discriminator_rate),
     "r1": (float, patch_r1),
