@@ -231,6 +231,13 @@ def patch_prox(weight: float) -> None:
     gan.CalibrationTrainer.update = penalised
 
 
+def _emulator_means(trainer, parameters: torch.Tensor) -> torch.Tensor:
+    """The frozen emulator's mean images of physical ``parameters``, normalised as D sees them."""
+    with torch.no_grad():
+        u0 = trainer.emulator.to_unit(parameters.float()).to(trainer.device)
+        return torch.cat([trainer.emulator_network(p)[0].float() for p in u0.split(1024)])
+
+
 def patch_gain() -> None:
     """The carry's change of mean times the emulator's gain over the anchors (see the docstring)."""
     set_anchors = gan.CalibrationTrainer._set_anchors
@@ -238,9 +245,7 @@ def patch_gain() -> None:
     def remember(trainer, anchors):
         set_anchors(trainer, anchors)
         images = trainer.emulator.scale.normalise(anchors.images.float()).to(trainer.device)
-        with torch.no_grad():
-            u0 = trainer.emulator.to_unit(anchors.parameters.float()).to(trainer.device)
-            trainer.anchor_mean0 = torch.cat([trainer.emulator_network(p)[0].float() for p in u0.split(1024)])
+        trainer.anchor_mean0 = _emulator_means(trainer, anchors.parameters)
         dt, dm = images - images.mean(0), trainer.anchor_mean0 - trainer.anchor_mean0.mean(0)
         trainer.anchor_gain = float((dt * dm).sum() / dm.square().sum())
         print(f"emulator gain over {len(images)} anchors: {trainer.anchor_gain:.3f}", flush=True)
@@ -262,9 +267,7 @@ def patch_meanonly() -> None:
     def remember(trainer, anchors):
         set_anchors(trainer, anchors)
         trainer.anchor_images = trainer.emulator.scale.normalise(anchors.images.float()).to(trainer.device)
-        with torch.no_grad():
-            u0 = trainer.emulator.to_unit(anchors.parameters.float()).to(trainer.device)
-            trainer.anchor_mean0 = torch.cat([trainer.emulator_network(p)[0].float() for p in u0.split(1024)])
+        trainer.anchor_mean0 = _emulator_means(trainer, anchors.parameters)
 
     def images(trainer, u, mean, std):
         rows = trainer.anchor_rows
