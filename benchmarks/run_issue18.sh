@@ -23,6 +23,7 @@
 #   r1         --r1 0.1
 #   base-s1    --seed 1: the base recipe again on another seed (the seeds' own spread)
 #   lrdecay    --lr-decay-from 101: the rate constant for 100 epochs, then linear to zero at 200
+#   w64        --width 64: twice the channels (about 3x the time; the paper's best is 128)
 # Fig. 8 readings (the paper's two descriptions of one dropout schedule, docs/chained-gan.md), the
 # switch at half of EPOCHS (default 60; the paper's 200 of 400 do not fit 2 cores in an hour):
 #   spec       --dropout-until-epoch EPOCHS/2   (framed specification and Fig. 8's caption)
@@ -57,6 +58,7 @@ options() {  # VARIANT -> the variant's training options
         r1) echo --r1 0.1 ;;
         base-s1) echo --seed 1 ;;
         lrdecay) echo --lr-decay-from 101 ;;
+        w64) echo --width 64 ;;
         *) echo "unknown variant $1" >&2; exit 2 ;;
     esac
 }
