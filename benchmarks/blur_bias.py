@@ -64,7 +64,8 @@ def main() -> None:
     held_out, _, _ = load_image_set(f"galaxyzoo:{args.real}", what="--real", options=options,
                                     resolution=args.side, n=None)  # fmt: skip
     print(f"{len(held_out)} held-out galaxies at {args.side}x{args.side}")
-    print("| smoothing | " + " | ".join(f"{q}: KS / W/std (median, smoothed vs held-out)" for q in QUANTITIES) + " |")
+    header = " | ".join(f"{q}: KS / W/std (median, smoothed vs held-out)" for q in QUANTITIES)
+    print(f"| smoothing | {header} |")
     print("| --- |" + " --- |" * len(QUANTITIES))
     for sigma in (float(s) for s in args.sigmas.split(",")):
         smooth = ndimage.gaussian_filter(held_out, sigma=(0, 0, sigma, sigma), mode="nearest")
