@@ -4,6 +4,7 @@
 #   bash benchmarks/run_issue18.sh stage1 VARIANT         # stage I alone (64x64), then measured
 #   bash benchmarks/run_issue18.sh stage2 VARIANT         # the refiner on top of it, then the chain
 #   bash benchmarks/run_issue18.sh sky VARIANT            # both again with the training images' sky
+#   bash benchmarks/run_issue18.sh stage1-sky VARIANT     # stage I alone again with the sky
 #   bash benchmarks/run_issue18.sh fig8 READING [EPOCHS]  # the 128x128 DCGAN alone (Fig. 8), dropout
 #                                                         # on then off (spec) or off then on (text)
 #
@@ -80,6 +81,8 @@ case "$what" in
         /usr/bin/time -f "%e s wall, %M KB" -o "$OUT/$variant/time-stage2.txt" gangal train "${DATA[@]}" \
             --chain dcgan,stackgan --epochs 200,45 --sample-every 5 --eval-every 5 --out "$model" --resume $extra
         for w in ema best; do measure "chain-$variant-$w" "$model" dcgan,stackgan --weights "$w" --no-sky; done ;;
+    stage1-sky)
+        measure "stage1-$variant-ema-sky" "$model" dcgan --weights ema ;;
     sky)
         measure "stage1-$variant-ema-sky" "$model" dcgan --weights ema
         measure "chain-$variant-ema-sky" "$model" dcgan,stackgan --weights ema ;;
@@ -98,5 +101,5 @@ case "$what" in
         /usr/bin/time -f "%e s wall, %M KB" -o "$OUT/fig8-$variant/time.txt" gangal train "${DATA[@]}" \
             --chain dcgan --resolution 128 --epochs "$epochs" --sample-every 10 --out "$model" $extra
         measure "fig8-$variant-ema" "$model" dcgan --weights ema ;;
-    *) echo "usage: $0 stage1|stage2|sky VARIANT | fig8 spec|text|none [EPOCHS]" >&2; exit 2 ;;
+    *) echo "usage: $0 stage1|stage2|sky|stage1-sky VARIANT | fig8 spec|text|none [EPOCHS]" >&2; exit 2 ;;
 esac
