@@ -26,6 +26,7 @@
 #   lrdecay    --lr-decay-from 101: the rate constant for 100 epochs, then linear to zero at 200
 #   w64        --width 64: twice the channels (about 3x the time; the paper's best is 128)
 #   half       the first 600 images (540 train), for as many steps (400 epochs, scored every 20)
+#   half-s1    the same with --seed 1
 # Fig. 8 readings (the paper's two descriptions of one dropout schedule, docs/chained-gan.md), the
 # switch at half of EPOCHS (default 60; the paper's 200 of 400 do not fit 2 cores in an hour):
 #   spec       --dropout-until-epoch EPOCHS/2   (framed specification and Fig. 8's caption)
@@ -62,6 +63,7 @@ options() {  # VARIANT -> the variant's training options
         lrdecay) echo --lr-decay-from 101 ;;
         w64) echo --width 64 ;;
         half) echo --data-option limit=600 --epochs 400 --eval-every 20 ;;
+        half-s1) echo --data-option limit=600 --epochs 400 --eval-every 20 --seed 1 ;;
         *) echo "unknown variant $1" >&2; exit 2 ;;
     esac
 }
