@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import sys
+import warnings
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -49,7 +50,9 @@ def user_errors(command):
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         try:
-            return command(*args, **kwargs)
+            with warnings.catch_warnings():
+                warnings.showwarning = _show_warning
+                return command(*args, **kwargs)
         except GangalError as exc:
             # a Text, not markup: the message holds the user's paths and a plugin's words verbatim,
             # "[bold]data.csv", "a:smile:b" or "[/]" included
@@ -60,6 +63,17 @@ def user_errors(command):
             raise typer.Exit(130) from None
 
     return wrapper
+
+
+_python_showwarning = warnings.showwarning
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A training run's warning as one line (``warning: ...``); any other as Python shows it."""
+    if category.__module__.startswith("gangal_core.chain"):
+        err.print(Text.assemble(("warning:", "bold yellow"), " ", str(message)), soft_wrap=True)
+    else:
+        _python_showwarning(message, category, filename, lineno, file, line)
 
 
 def _version(value: bool) -> None:

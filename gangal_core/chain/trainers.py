@@ -18,6 +18,7 @@ every few epochs.  The network configuration travels in each file's metadata, so
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,13 +49,24 @@ from .networks import (
 from .selection import BEST, ModelSelection, finite, fixed_noise
 from .stages import save_network
 
-__all__ = ["CHECKPOINT", "GRID_SIZE", "DCGANTrainer", "GANTrainer", "RefinerTrainer", "StageResult"]
+__all__ = ["CHECKPOINT", "GRID_SIZE", "DCGANTrainer", "DiscriminatorWonWarning", "GANTrainer",
+           "RefinerTrainer", "StageResult"]  # fmt: skip
 
 
 CHECKPOINT = "checkpoint.safetensors"
 GRID_SIZE = 36  # images in each sample grid
 #: Adam's learning rate for both networks (the paper's Table 1).
 LEARNING_RATE = 2e-4
+#: A discriminator whose loss averages below this over :data:`WON_EPOCHS` epochs in a row has
+#: won: it tells every generated image from every real one, and the generator stops learning
+#: (healthy training keeps it near 0.2-1.5; on 540 Galaxy Zoo images seed 0 fell to 0.001 by
+#: iteration 400 and drew grey noise from then on, benchmarks/RESULTS.md, issue 18).
+WON_LOSS = 0.01
+WON_EPOCHS = 3
+
+
+class DiscriminatorWonWarning(UserWarning):
+    """The discriminator has won: the generator is not learning and its samples will not improve."""
 
 
 @dataclass
@@ -175,6 +187,8 @@ class GANTrainer(Trainer):
         self.r1_gamma, self._r1 = float(r1_gamma), 0.0
         self._batches_iter: Any = None
         self._position = (-1, -1)  # (epoch, batch) the open iterator is at
+        self._d_losses: list[float] = []  # this epoch's, for :meth:`watch_discriminator`
+        self._won_epochs, self._warned = 0, False
 
     # ---- what a stage supplies ----------------------------------------------------------------
     def generator_input(self, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
@@ -235,7 +249,27 @@ class GANTrainer(Trainer):
         if last and self.shard.is_main and self.selection and self.selection.due(epoch + 1, self.epochs):
             self.select(epoch + 1)
         r1 = {"R1": self._r1} if self.r1_gamma else {}
-        return {"D": float(loss_d.detach()), "G": float(loss_g.detach()), **parts, **r1}
+        losses = {"D": float(loss_d.detach()), "G": float(loss_g.detach()), **parts, **r1}
+        self._d_losses.append(losses["D"])
+        if last:
+            self.watch_discriminator(epoch + 1)
+        return losses
+
+    def watch_discriminator(self, epoch: int) -> None:
+        """Warn once when the discriminator has won (:data:`WON_LOSS`), naming what to do."""
+        mean, self._d_losses = sum(self._d_losses) / max(1, len(self._d_losses)), []
+        self._won_epochs = self._won_epochs + 1 if mean < WON_LOSS else 0
+        if self._won_epochs < WON_EPOCHS or self._warned or not self.shard.is_main:
+            return
+        self._warned = True
+        warnings.warn(
+            f"{self.stage}: the discriminator has won (its loss averaged {mean:.2g} in epoch {epoch}, below "
+            f"{WON_LOSS} for {WON_EPOCHS} epochs): the generator is not learning and its samples will not "
+            f"improve. Stop (Ctrl-C) and train again with another --seed, or on more images "
+            f"({len(self.batches.source):,} now).",
+            DiscriminatorWonWarning,
+            stacklevel=2,
+        )
 
     # ---- model selection ---------------------------------------------------------------------
     def selection_images(self, n: int) -> torch.Tensor:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import pytest
 import torch
 
 from gangal_core.chain.augment import AUGMENTATIONS, DifferentiableAugment, parse_augment, r1_penalty
-from gangal_core.chain.trainers import LEARNING_RATE, DCGANTrainer
+from gangal_core.chain.trainers import LEARNING_RATE, DCGANTrainer, DiscriminatorWonWarning
 from gangal_core.errors import ConfigError
 
 from .test_chain import Ellipses, _train_dcgan
@@ -165,3 +166,30 @@ def test_the_docs_small_data_example_runs(tmp_path: Path, monkeypatch: pytest.Mo
     exec(compile(block, "docs/chained-gan.md", "exec"), {})
     meta = json.loads((tmp_path / "small-data-model" / "dcgan" / "training.json").read_text())
     assert meta["small_data"] == {"augment": ["flip", "rot90", "translation"], "r1_gamma": 0.2}
+
+
+def test_a_discriminator_that_has_won_is_reported_once() -> None:
+    trainer = DCGANTrainer(Ellipses(8), width=2, batch_size=4, folder=Path("unused"), epochs=1,
+                           progress=False)  # fmt: skip
+
+    def epoch(mean_d: float) -> list[warnings.WarningMessage]:
+        trainer._d_losses = [mean_d * 0.5, mean_d * 1.5]
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            trainer.watch_discriminator(1)
+        return [w for w in caught if issubclass(w.category, DiscriminatorWonWarning)]
+
+    assert not epoch(0.001) and not epoch(0.001) and not epoch(0.5)  # a healthy epoch resets the count
+    assert not epoch(0.001) and not epoch(0.001)
+    (caught,) = epoch(0.001)  # the third low epoch in a row
+    assert "the discriminator has won" in str(caught.message) and "--seed" in str(caught.message)
+    assert "8 now" in str(caught.message)
+    assert not epoch(0.001)  # once
+
+
+def test_the_command_line_shows_a_training_warning_as_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    from gangal_core import cli
+
+    cli._show_warning(DiscriminatorWonWarning("dcgan: the discriminator has won"), DiscriminatorWonWarning,
+                      "trainers.py", 1)  # fmt: skip
+    assert capsys.readouterr().err.strip() == "warning: dcgan: the discriminator has won"
