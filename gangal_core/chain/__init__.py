@@ -7,11 +7,12 @@
 """
 
 from .stages import STAGE_FORMAT, load_generator, read_stage_metadata, sample_chain, save_network
-from .trainers import DCGANTrainer, GANTrainer, RefinerTrainer, StageResult
+from .trainers import DCGANTrainer, DiscriminatorWonWarning, GANTrainer, RefinerTrainer, StageResult
 
 __all__ = [
     "STAGE_FORMAT",
     "DCGANTrainer",
+    "DiscriminatorWonWarning",
     "GANTrainer",
     "RefinerTrainer",
     "StageResult",
