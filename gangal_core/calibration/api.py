@@ -135,6 +135,7 @@ def calibrate(
     iterations: int = 3000,
     pretrain_iterations: int | None = None,
     batch_size: int = 256,
+    pretrain_batch_size: int | None = None,
     recipe: str = "default",
     pretrain_recipe: str = "likelihood",
     discriminator_input: str = "simulated",
@@ -181,12 +182,15 @@ def calibrate(
         Images in a true set drawn from the truth (default 10000).
     emulator : TrainedEmulator or path-like, optional
         A pretrained emulator (or its folder or file); by default one is pretrained first
-        (into ``out/emulator``), with ``pretrain_iterations`` (default 4000, or 1600 when
-        rounds refine the emulator), ``pretrain_recipe``, ``emulator_arch`` and ``critic_arch``.
+        (into ``out/emulator``), with ``pretrain_iterations`` (default 4000, or 6400 minibatches
+        of 64 when rounds refine the emulator), ``pretrain_recipe``, ``emulator_arch`` and ``critic_arch``.
     ranges : dict, optional
         ``{name: (low, high)}`` replacing declared parameter ranges (to pretrain over).
     iterations, batch_size, recipe, discriminator_input, critic_arch, n_samples, seed : optional
         As for :func:`gangal_core.calibration.calibrate`.
+    pretrain_batch_size : int, optional
+        Parameter sets per pretraining minibatch; default ``batch_size``, or
+        :data:`~gangal_core.calibration.rounds.BANK_BATCH_SIZE` (64) in a run with rounds.
     predictive_check : bool, optional
         Run the classifier two-sample test of true images against simulations at the best
         match (default True); it needs at least 40 true images.
@@ -237,11 +241,12 @@ def calibrate(
                "checkpoint_every": checkpoint_every, "progress": progress, "device": dev,
                "precision": precision}  # fmt: skip
         pretraining = {**run, "iterations": pretrain_iterations, "recipe": pretrain_recipe,
-                       "emulator_arch": emulator_arch}  # fmt: skip
+                       "emulator_arch": emulator_arch, "batch_size": pretrain_batch_size}  # fmt: skip
         if costly_run_asked(budget, bank, sim):
             pretraining["validation"] = validation
         else:
             pretraining["iterations"] = pretrain_iterations or PRETRAIN_ITERATIONS
+            pretraining["batch_size"] = pretrain_batch_size or batch_size
         training = {**run, "iterations": iterations, "recipe": recipe,
                     "discriminator_input": discriminator_input, "n_samples": n_samples}  # fmt: skip
         timing: dict[str, float] = {}

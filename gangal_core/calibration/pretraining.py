@@ -62,7 +62,8 @@ class Pretraining(Trainer):
     simulator : Simulator
         The simulator T to mimic.
     iterations, batch_size, emulator_arch, emulator_options, critic_arch, critic_options,
-    learning_rate, label_flip, estimate_parameters, seed, registry, bank, validation, start :
+    learning_rate, label_flip, estimate_parameters, seed, registry, bank, validation, held_out,
+    start :
         As in :func:`pretrain`.
     **options
         Passed to :class:`~gangal_core.training.Trainer` (``checkpoint``, ``resume``,
@@ -92,12 +93,13 @@ class Pretraining(Trainer):
         registry: Any = None,
         bank: SimulationBank | None = None,
         validation: float = 0.1,
+        held_out: SimulationBank | None = None,
         start: TrainedEmulator | None = None,
         **options: Any,
     ) -> None:
         check_positive(iterations=iterations, batch_size=batch_size)
         self.batch = GlobalBatch(batch_size)
-        self.bank, self.held_out = self._split_bank(bank, validation, seed)
+        self.bank, self.held_out = self._split_bank(bank, validation, seed, held_out)
         description = f"pretraining {simulator.name} emulator"
         super().__init__(iterations=iterations, description=description, **options)
         self.simulator, self.seed, self.registry = simulator, seed, registry
@@ -123,9 +125,11 @@ class Pretraining(Trainer):
             )
 
     def _split_bank(
-        self, bank: SimulationBank | None, validation: float, seed: int
+        self, bank: SimulationBank | None, validation: float, seed: int, held_out: SimulationBank | None
     ) -> tuple[SimulationBank | None, SimulationBank | None]:
         if bank is None:
+            if held_out is not None:
+                raise ConfigError("held-out simulations were given without a bank to train from.")
             return None, None
         if self.needs_repeat_simulations:
             raise ConfigError(
@@ -135,7 +139,10 @@ class Pretraining(Trainer):
             )
         if not 0 <= validation < 1:
             raise ConfigError(f"--validation: expected a share in [0, 1), found {validation}.")
-        train, held = bank.split(validation, seed=seed + 104729)  # not the training stream
+        if held_out is None:
+            train, held = bank.split(validation, seed=seed + 104729)  # not the training stream
+        else:
+            train, held = bank, held_out
         if len(train) < 2:
             raise ConfigError(f"--bank {bank.source}: {len(bank)} simulations are too few to train from.")
         self.drawn, self.best_loss, self.best_state = 0, float("inf"), None
@@ -457,6 +464,12 @@ def pretrain(simulator: Simulator, *, recipe: str = "likelihood", **options: Any
         The share of ``bank`` held out to measure the emulator on (default 0.1); the emulator
         keeps the weights with the lowest held-out loss.  ``0``: none held out, the last
         weights kept.
+    held_out : SimulationBank, optional
+        Simulations to measure the emulator on instead of a ``validation`` share of ``bank``
+        (all of ``bank`` is then trained on).  A refinement on a bank that has grown must keep
+        measuring on simulations it never trained on: a fresh split of the grown bank would
+        hold out simulations the emulator learned before, whose loss only rises as it learns
+        the rest, so the earliest weights would be kept.
     start : TrainedEmulator, optional
         Refine this emulator (and its parameter estimator) instead of starting afresh; its
         pixel scale is kept.  Calibration in rounds refines the emulator on every simulation
