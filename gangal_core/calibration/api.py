@@ -182,15 +182,14 @@ def calibrate(
         Images in a true set drawn from the truth (default 10000).
     emulator : TrainedEmulator or path-like, optional
         A pretrained emulator (or its folder or file); by default one is pretrained first
-        (into ``out/emulator``), with ``pretrain_iterations`` (default 4000, or 6400 minibatches
-        of 64 when rounds refine the emulator), ``pretrain_recipe``, ``emulator_arch`` and ``critic_arch``.
+        (into ``out/emulator``), with ``pretrain_iterations`` (default 4000, or 1600 when
+        rounds refine the emulator), ``pretrain_recipe``, ``emulator_arch`` and ``critic_arch``.
     ranges : dict, optional
         ``{name: (low, high)}`` replacing declared parameter ranges (to pretrain over).
     iterations, batch_size, recipe, discriminator_input, critic_arch, n_samples, seed : optional
         As for :func:`gangal_core.calibration.calibrate`.
     pretrain_batch_size : int, optional
-        Parameter sets per pretraining minibatch; default ``batch_size``, or
-        :data:`~gangal_core.calibration.rounds.BANK_BATCH_SIZE` (64) in a run with rounds.
+        Parameter sets per pretraining minibatch (default ``batch_size``).
     predictive_check : bool, optional
         Run the classifier two-sample test of true images against simulations at the best
         match (default True); it needs at least 40 true images.

@@ -31,7 +31,7 @@ from .budget import BudgetPlan, plan_budget, plan_for_bank
 from .emulator import TrainedEmulator
 from .predictive import MIN_IMAGES, PREDICTIVE_IMAGES, PredictiveCheck, check_best_match
 from .result import CalibrationResult
-from .rounds import BANK_BATCH_SIZE, PRETRAIN_IN_ROUNDS, PRETRAIN_ITERATIONS, ROUNDS, calibrate_in_rounds
+from .rounds import PRETRAIN_IN_ROUNDS, PRETRAIN_ITERATIONS, ROUNDS, calibrate_in_rounds
 
 __all__ = ["BEST_MATCH_FILE", "CostlyRun", "calibrate_costly", "costly_predictive_check", "costly_run_asked",
            "emulated_stand_in", "pretrain_costly"]
@@ -108,7 +108,7 @@ def calibrate_costly(
         pretrain_options={k: pretraining[k] for k in _PRETRAIN_KEYS},
         calibrate_options={k: training[k] for k in _TRAIN_KEYS},
         iterations=training["iterations"], pretrain_iterations=_pretrain_iterations(pretraining, plan),
-        pretrain_batch_size=_pretrain_batch_size(pretraining, training, plan),
+        pretrain_batch_size=_pretrain_batch_size(pretraining, training),
         recipe=training["recipe"], seed=training["seed"], resume=training["resume"],
         report=_reporter(meter, enabled=training["progress"]),
     )  # fmt: skip
@@ -125,9 +125,9 @@ def _pretrain_iterations(pretraining: dict[str, Any], plan: BudgetPlan) -> int:
     return pretraining["iterations"] or (PRETRAIN_IN_ROUNDS if plan.rounds else PRETRAIN_ITERATIONS)
 
 
-def _pretrain_batch_size(pretraining: dict[str, Any], training: dict[str, Any], plan: BudgetPlan) -> int:
-    """The emulator's minibatch: as asked, else :data:`BANK_BATCH_SIZE` in rounds, else the training's."""
-    return pretraining["batch_size"] or (BANK_BATCH_SIZE if plan.rounds else training["batch_size"])
+def _pretrain_batch_size(pretraining: dict[str, Any], training: dict[str, Any]) -> int:
+    """The emulator's minibatch: as asked (``--pretrain-batch-size``), else the training's."""
+    return pretraining["batch_size"] or training["batch_size"]
 
 
 def costly_run_asked(budget: int | None, bank: Any, simulator: Simulator) -> bool:

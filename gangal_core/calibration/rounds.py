@@ -47,7 +47,6 @@ from .pretraining import pretrain
 from .result import CalibrationResult
 
 __all__ = [
-    "BANK_BATCH_SIZE",
     "BURN_IN_ROUNDS",
     "PRETRAIN_IN_ROUNDS",
     "PRETRAIN_ITERATIONS",
@@ -71,17 +70,11 @@ BURN_IN_ROUNDS = 1
 PRETRAIN_ITERATIONS = 4000
 #: Rounds after the first bank when a budget is given and ``--rounds`` is not.
 ROUNDS = 3
-#: Parameter sets per emulator minibatch in a run in rounds.  A fixed bank is learned in
-#: optimisation steps more than in images: 4 times the steps at a quarter of the batch cost
-#: 1.3 times the time and, on a faint ring under strong noise, let the first emulator move its
-#: images 82-91% as far as the simulator per parameter where 256 reached 23-62%
-#: (benchmarks/RESULTS.md, issue 17, session 19).
-BANK_BATCH_SIZE = 64
-#: Emulator pretraining minibatches (of :data:`BANK_BATCH_SIZE`) of a run in rounds; each
-#: refinement: half as many.  The same epochs over the first bank as the 1,600 minibatches of
-#: 256 before session 19 (sessions 10-18: 1,600 + 3 x 800 passed as often as 4,000 + 2 x 2,000
-#: with 2 rounds, in half the wall time).
-PRETRAIN_IN_ROUNDS = 6400
+#: Emulator pretraining minibatches of a run in rounds (each refinement: half as many).  The
+#: rounds refine the emulator near the best match and anchor D on simulations, so it needs
+#: less than an unbudgeted run's 4,000: with 3 rounds, 1,600 + 3 x 800 passed as often as
+#: 4,000 + 2 x 2,000 with 2 rounds, in half the wall time (benchmarks/RESULTS.md, session 10).
+PRETRAIN_IN_ROUNDS = 1600
 
 
 @dataclass
@@ -168,7 +161,7 @@ def calibrate_in_rounds(
     iterations: int = 3000,
     pretrain_iterations: int = PRETRAIN_IN_ROUNDS,
     refine_iterations: int | None = None,
-    pretrain_batch_size: int = BANK_BATCH_SIZE,
+    pretrain_batch_size: int | None = None,
     recipe: str = "default",
     seed: int = 0,
     resume: bool = False,
@@ -201,7 +194,8 @@ def calibrate_in_rounds(
         Minibatches of each refinement of the emulator (default half of
         ``pretrain_iterations``).
     pretrain_batch_size : int, optional
-        Simulations per minibatch of the emulator's training (default :data:`BANK_BATCH_SIZE`).
+        Simulations per minibatch of the emulator's training (default: ``pretrain_options``'
+        ``batch_size``).
     recipe : str, optional
         The calibration recipe.
     seed : int, optional
@@ -218,7 +212,9 @@ def calibrate_in_rounds(
     trainer_cls = choose(CALIBRATION, recipe, "--recipe")
     refine_iterations = refine_iterations or max(1, pretrain_iterations // 2)
     stage_iterations = round_iterations(iterations, len(plan.rounds))
-    options = {**pretrain_options, "batch_size": pretrain_batch_size}
+    options = dict(pretrain_options)
+    if pretrain_batch_size is not None:
+        options["batch_size"] = pretrain_batch_size
     validation = options.pop("validation", 0.1)
     if bank is None:
         bank = simulate_bank(simulator, plan.first_bank, seed=seed, folder=_bank_folder(folder, 0))
