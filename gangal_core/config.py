@@ -390,9 +390,6 @@ class CalibrateConfig(CostlySimulator, Architectures, RunOptions):
         description="Pretraining minibatches (without --emulator); default 4000, 1600 in rounds.",
     )
     batch_size: Annotated[int, Flag(TRAINING)] = Field(default=256, ge=2, description="Images per minibatch.")
-    pretrain_batch_size: Annotated[int | None, Flag(TRAINING)] = Field(
-        default=None, ge=2, description="Pretraining minibatch (default: --batch-size)."
-    )
     recipe: Annotated[CalibrationRecipe, Flag(TRAINING)] = Field(
         default=CalibrationRecipe.DEFAULT, description="default, or paper: the paper's optimisers and labels."
     )

@@ -135,7 +135,6 @@ def calibrate(
     iterations: int = 3000,
     pretrain_iterations: int | None = None,
     batch_size: int = 256,
-    pretrain_batch_size: int | None = None,
     recipe: str = "default",
     pretrain_recipe: str = "likelihood",
     discriminator_input: str = "simulated",
@@ -188,8 +187,6 @@ def calibrate(
         ``{name: (low, high)}`` replacing declared parameter ranges (to pretrain over).
     iterations, batch_size, recipe, discriminator_input, critic_arch, n_samples, seed : optional
         As for :func:`gangal_core.calibration.calibrate`.
-    pretrain_batch_size : int, optional
-        Parameter sets per pretraining minibatch (default ``batch_size``).
     predictive_check : bool, optional
         Run the classifier two-sample test of true images against simulations at the best
         match (default True); it needs at least 40 true images.
@@ -240,12 +237,11 @@ def calibrate(
                "checkpoint_every": checkpoint_every, "progress": progress, "device": dev,
                "precision": precision}  # fmt: skip
         pretraining = {**run, "iterations": pretrain_iterations, "recipe": pretrain_recipe,
-                       "emulator_arch": emulator_arch, "batch_size": pretrain_batch_size}  # fmt: skip
+                       "emulator_arch": emulator_arch}  # fmt: skip
         if costly_run_asked(budget, bank, sim):
             pretraining["validation"] = validation
         else:
             pretraining["iterations"] = pretrain_iterations or PRETRAIN_ITERATIONS
-            pretraining["batch_size"] = pretrain_batch_size or batch_size
         training = {**run, "iterations": iterations, "recipe": recipe,
                     "discriminator_input": discriminator_input, "n_samples": n_samples}  # fmt: skip
         timing: dict[str, float] = {}

@@ -108,7 +108,6 @@ def calibrate_costly(
         pretrain_options={k: pretraining[k] for k in _PRETRAIN_KEYS},
         calibrate_options={k: training[k] for k in _TRAIN_KEYS},
         iterations=training["iterations"], pretrain_iterations=_pretrain_iterations(pretraining, plan),
-        pretrain_batch_size=_pretrain_batch_size(pretraining, training),
         recipe=training["recipe"], seed=training["seed"], resume=training["resume"],
         report=_reporter(meter, enabled=training["progress"]),
     )  # fmt: skip
@@ -123,11 +122,6 @@ def calibrate_costly(
 def _pretrain_iterations(pretraining: dict[str, Any], plan: BudgetPlan) -> int:
     """The emulator's pretraining minibatches: as asked, else fewer when rounds refine it."""
     return pretraining["iterations"] or (PRETRAIN_IN_ROUNDS if plan.rounds else PRETRAIN_ITERATIONS)
-
-
-def _pretrain_batch_size(pretraining: dict[str, Any], training: dict[str, Any]) -> int:
-    """The emulator's minibatch: as asked (``--pretrain-batch-size``), else the training's."""
-    return pretraining["batch_size"] or training["batch_size"]
 
 
 def costly_run_asked(budget: int | None, bank: Any, simulator: Simulator) -> bool:

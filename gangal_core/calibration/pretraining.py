@@ -466,10 +466,8 @@ def pretrain(simulator: Simulator, *, recipe: str = "likelihood", **options: Any
         weights kept.
     held_out : SimulationBank, optional
         Simulations to measure the emulator on instead of a ``validation`` share of ``bank``
-        (all of ``bank`` is then trained on).  A refinement on a bank that has grown must keep
-        measuring on simulations it never trained on: a fresh split of the grown bank would
-        hold out simulations the emulator learned before, whose loss only rises as it learns
-        the rest, so the earliest weights would be kept.
+        (all of ``bank`` is then trained on): a validation set of your own, or, when refining
+        an emulator on a bank that has grown, the simulations held out from it before.
     start : TrainedEmulator, optional
         Refine this emulator (and its parameter estimator) instead of starting afresh; its
         pixel scale is kept.  Calibration in rounds refines the emulator on every simulation

@@ -35,7 +35,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from gangal_core.errors import ConfigError
 from gangal_core.simulation.bank import SimulationBank, simulate_bank
 from gangal_core.simulation.simulator import Simulator
 
@@ -161,7 +160,6 @@ def calibrate_in_rounds(
     iterations: int = 3000,
     pretrain_iterations: int = PRETRAIN_IN_ROUNDS,
     refine_iterations: int | None = None,
-    pretrain_batch_size: int | None = None,
     recipe: str = "default",
     seed: int = 0,
     resume: bool = False,
@@ -183,9 +181,8 @@ def calibrate_in_rounds(
     bank : SimulationBank, optional
         Stored simulations to start from instead of simulating a first bank.
     pretrain_options, calibrate_options : dict
-        Keyword options of :func:`pretrain` and of the calibration trainer (``device``,
-        ``progress``...; ``batch_size`` is the trainer's, ``validation`` the share of each
-        bank held out to measure the emulator on).
+        Keyword options of :func:`pretrain` and of the calibration trainer (``batch_size``,
+        ``device``, ``progress``...).
     iterations : int, optional
         Generator iterations over all rounds (:func:`round_iterations` shares them).
     pretrain_iterations : int, optional
@@ -193,9 +190,6 @@ def calibrate_in_rounds(
     refine_iterations : int, optional
         Minibatches of each refinement of the emulator (default half of
         ``pretrain_iterations``).
-    pretrain_batch_size : int, optional
-        Simulations per minibatch of the emulator's training (default: ``pretrain_options``'
-        ``batch_size``).
     recipe : str, optional
         The calibration recipe.
     seed : int, optional
@@ -212,19 +206,12 @@ def calibrate_in_rounds(
     trainer_cls = choose(CALIBRATION, recipe, "--recipe")
     refine_iterations = refine_iterations or max(1, pretrain_iterations // 2)
     stage_iterations = round_iterations(iterations, len(plan.rounds))
-    options = dict(pretrain_options)
-    if pretrain_batch_size is not None:
-        options["batch_size"] = pretrain_batch_size
-    validation = options.pop("validation", 0.1)
     if bank is None:
         bank = simulate_bank(simulator, plan.first_bank, seed=seed, folder=_bank_folder(folder, 0))
     report(f"bank: {len(bank):,} simulations from {bank.source}")
-    # each bank is split once, so that every refinement measures the emulator on simulations
-    # it never trained on (see pretrain's held_out)
-    train, held = _split(bank, validation, seed)
-    emulator = pretrain(simulator, bank=train, held_out=held, validation=0, iterations=pretrain_iterations,
-                        seed=seed, checkpoint=_checkpoint(folder, "pretrain-0"), resume=resume,
-                        **options)  # fmt: skip
+    emulator = pretrain(simulator, bank=bank, iterations=pretrain_iterations, seed=seed,
+                        checkpoint=_checkpoint(folder, "pretrain-0"), resume=resume,
+                        **pretrain_options)  # fmt: skip
     check_compatible(simulator, emulator, true_images)
     low, high = (b.numpy().astype(np.float64) for b in simulator.bounds())
     trainer, samples, history = None, None, []
@@ -236,11 +223,9 @@ def calibrate_in_rounds(
                                      folder=_bank_folder(folder, k))  # fmt: skip
             anchors = _stored_anchors(drawn, new_bank)
             bank = bank.concatenate(new_bank)
-            train, held = _grown(train, held, _split(new_bank, validation, seed + k))
-            emulator = pretrain(simulator, bank=train, held_out=held, validation=0, start=emulator,
-                                iterations=refine_iterations, seed=seed + k,
-                                checkpoint=_checkpoint(folder, f"pretrain-{k}"), resume=resume,
-                                **options)  # fmt: skip
+            emulator = pretrain(simulator, bank=bank, start=emulator, iterations=refine_iterations,
+                                seed=seed + k, checkpoint=_checkpoint(folder, f"pretrain-{k}"), resume=resume,
+                                **pretrain_options)  # fmt: skip
         warm = None if trainer is None else trainer.networks_state()
         earlier = trainer.taken if trainer is not None and k > 1 + BURN_IN_ROUNDS else []
         trainer = trainer_cls(simulator, emulator, true_images, iterations=stage_iterations[k],
@@ -277,28 +262,6 @@ def _round_parameters(
     own = torch.minimum(torch.maximum(own, torch.from_numpy(low).float()), torch.from_numpy(high).float())
     near = propose(samples, n - n_anchor, low=low, high=high, seed=seed)
     return Anchors(z, own, torch.empty(0)), torch.cat([own, near])
-
-
-def _split(
-    bank: SimulationBank, validation: float, seed: int
-) -> tuple[SimulationBank, SimulationBank | None]:
-    """``bank`` split as :func:`pretrain` splits it: the training part and the held-out part (or None)."""
-    if not 0 <= validation < 1:
-        raise ConfigError(f"--validation: expected a share in [0, 1), found {validation}.")
-    if not validation:
-        return bank, None
-    train, held = bank.split(validation, seed=seed + 104729)
-    return train, (held if len(held) else None)
-
-
-def _grown(
-    train: SimulationBank, held: SimulationBank | None, new: tuple[SimulationBank, SimulationBank | None]
-) -> tuple[SimulationBank, SimulationBank | None]:
-    """The training and held-out parts, each grown by its part of a new bank."""
-    new_train, new_held = new
-    if held is None or new_held is None:
-        return train.concatenate(new_train), (held if new_held is None else new_held)
-    return train.concatenate(new_train), held.concatenate(new_held)
 
 
 def _stored_anchors(anchors: Anchors, bank: SimulationBank) -> Anchors:

@@ -110,8 +110,7 @@ def run_calibrate(
         result = calibrate(
             sim, cfg.true_data, true_params=cfg.true_params, truth=cfg.truth, n_true=cfg.n_true,
             emulator=cfg.emulator, ranges=ranges, iterations=cfg.iterations,
-            pretrain_iterations=cfg.pretrain_iterations, batch_size=cfg.batch_size,
-            pretrain_batch_size=cfg.pretrain_batch_size, recipe=cfg.recipe,
+            pretrain_iterations=cfg.pretrain_iterations, batch_size=cfg.batch_size, recipe=cfg.recipe,
             pretrain_recipe=cfg.pretrain_recipe, discriminator_input=cfg.discriminator_input,
             emulator_arch=cfg.emulator_arch, critic_arch=cfg.critic_arch, n_samples=cfg.n_samples,
             predictive_check=cfg.predictive_check, seed=cfg.seed, out=cfg.out,

@@ -76,3 +76,16 @@ def test_pretraining_from_a_bank_resumes_exactly(bank: SimulationBank, tmp_path:
     for a, b in zip(resumed.network.state_dict().values(), whole.network.state_dict().values(), strict=True):
         assert torch.equal(a, b)
     assert resumed.info["bank"]["held_out_curve"] == whole.info["bank"]["held_out_curve"]
+
+
+def test_given_held_out_simulations_are_measured_on_and_all_of_bank_trained_on(bank: SimulationBank) -> None:
+    train, held = bank.split(0.25, seed=11)
+    emu = pretrain(get_registry().simulator("polynomial"), bank=train, held_out=held, **TINY)
+    info = emu.info["bank"]
+    assert info["train"] == len(train) and info["held_out"] == len(held) == 100
+    u, x = emu.to_unit(held.parameters), emu.scale.normalise(held.images)
+    with torch.no_grad():
+        rmse = float((x - emu.network(u)[0]).square().mean().sqrt())
+    assert rmse == pytest.approx(info["held_out_rmse"], rel=1e-4)  # measured on these, not a split of train
+    with pytest.raises(ConfigError, match="without a bank"):
+        pretrain(get_registry().simulator("polynomial"), held_out=held, **TINY)

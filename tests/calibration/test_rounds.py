@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 import pytest
 import torch
@@ -133,35 +131,3 @@ def test_the_r1_penalty_adds_to_ds_loss_and_changes_its_step(setting) -> None:
         if not torch.equal(p, plain.discriminator.state_dict()[name])
     ]
     assert changed  # D took another step than without the penalty
-
-
-def test_each_refinement_measures_on_simulations_it_never_trained_on(setting, monkeypatch) -> None:
-    """Each bank is split once: the held-out part only grows, and never overlaps the training part.
-
-    A fresh split of the grown bank would hold out simulations the emulator trained on before,
-    whose loss only rises as it learns the rest, so early stopping would keep its first weights.
-    """
-    from gangal_core.calibration import rounds
-    from gangal_core.calibration.budget import BudgetPlan
-
-    sim, _, true = setting
-    calls = []
-
-    def spy(simulator, **options):
-        calls.append(options)
-        return pretrain(simulator, **options)
-
-    monkeypatch.setattr(rounds, "pretrain", spy)
-    plan = BudgetPlan(budget=None, first_bank=90, rounds=(30, 30), predictive=0)
-    options = {k: TINY[k] for k in ("progress",)} | {"validation": 0.2}
-    rounds.calibrate_in_rounds(sim, true, plan, pretrain_options=options, pretrain_iterations=4,
-                               calibrate_options={"batch_size": 16, "progress": False, "n_samples": 64},
-                               iterations=6, seed=3)  # fmt: skip
-    assert [len(c["bank"]) for c in calls] == [72, 96, 120]
-    assert [len(c["held_out"]) for c in calls] == [18, 24, 30]
-    for before, after in itertools.pairwise(calls):
-        n = len(before["held_out"])
-        assert torch.equal(after["held_out"].parameters[:n], before["held_out"].parameters)  # kept out
-    for c in calls:
-        trained = {tuple(row) for row in c["bank"].parameters.tolist()}
-        assert not trained & {tuple(row) for row in c["held_out"].parameters.tolist()}
