@@ -32,6 +32,40 @@ from gangal_core.plugins import get_registry
 from gangal_core.simulation.simulator import with_ranges
 
 
+def gains(emulator, simulator, mu: torch.Tensor, sigma: torch.Tensor, *, points: int = 64,
+          seed: int = 0) -> dict[str, tuple[float, float, float] | None]:
+    """Per parameter: (gain, cosine, RMS of the simulator's change per image), or None if it
+    moves no mean; at ``points`` draws from N(mu, sigma), each parameter moved by +-sigma."""
+    rng = torch.Generator().manual_seed(seed)
+    lo, hi = (b.float() for b in simulator.bounds())
+    drawn = mu + sigma * torch.randn(points, len(mu), generator=rng)
+    at = torch.clamp(drawn, lo + sigma, hi - sigma)
+    network = emulator.network.eval().for_inference()
+    found: dict[str, tuple[float, float, float] | None] = {}
+    for j, name in enumerate(emulator.parameter_names):
+        up, down = at.clone(), at.clone()
+        up[:, j] += sigma[j]
+        down[:, j] -= sigma[j]
+        common = seed + 1000 * (j + 1)
+        with torch.no_grad():
+            images = [
+                simulator.simulate(x, generator=torch.Generator().manual_seed(common)) for x in (up, down)
+            ]  # the same random numbers for both
+            d_t = (images[0] - images[1]).flatten(1)
+            mean_up, _ = network(emulator.to_unit(up))
+            mean_down, _ = network(emulator.to_unit(down))
+        d_e = ((mean_up - mean_down).float() * emulator.scale.scale).flatten(1)
+        energy = float(d_t.square().sum())
+        rms = (energy / d_t.numel()) ** 0.5
+        if rms < 1e-6:
+            found[name] = None
+            continue
+        gain = float((d_e * d_t).sum()) / energy
+        cosine = float((d_e * d_t).sum() / (d_e.norm() * d_t.norm()).clamp_min(1e-12))
+        found[name] = (gain, cosine, rms)
+    return found
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", type=Path)
@@ -46,35 +80,14 @@ def main() -> None:
     names = list(emulator.parameter_names)
     mu = torch.tensor([truth[n]["true_mean"] for n in names])
     sigma = torch.tensor([truth[n]["true_std"] for n in names])
-    rng = torch.Generator().manual_seed(args.seed)
-    lo, hi = (b.float() for b in simulator.bounds())
-    drawn = mu + sigma * torch.randn(args.points, len(names), generator=rng)
-    points = torch.clamp(drawn, lo + sigma, hi - sigma)
-    network = emulator.network.eval().for_inference()
     print(f"{args.run}: {args.points} points from the truth; each parameter moved by +-1 true sigma")
     print("| parameter | gain <dE,dT>/<dT,dT> | cosine | simulator change (RMS per image) |")
     print("| --- | ---: | ---: | ---: |")
-    for j, name in enumerate(names):
-        up, down = points.clone(), points.clone()
-        up[:, j] += sigma[j]
-        down[:, j] -= sigma[j]
-        seed = args.seed + 1000 * (j + 1)
-        with torch.no_grad():
-            images = [
-                simulator.simulate(x, generator=torch.Generator().manual_seed(seed)) for x in (up, down)
-            ]  # the same random numbers for both
-            d_t = (images[0] - images[1]).flatten(1)
-            mean_up, _ = network(emulator.to_unit(up))
-            mean_down, _ = network(emulator.to_unit(down))
-        d_e = ((mean_up - mean_down).float() * emulator.scale.scale).flatten(1)
-        energy = float(d_t.square().sum())
-        rms = (energy / d_t.numel()) ** 0.5
-        if rms < 1e-6:
+    for name, found in gains(emulator, simulator, mu, sigma, points=args.points, seed=args.seed).items():
+        if found is None:
             print(f"| {name} | - | - | 0 (moves no mean) |")
-            continue
-        gain = float((d_e * d_t).sum()) / energy
-        cosine = float((d_e * d_t).sum() / (d_e.norm() * d_t.norm()).clamp_min(1e-12))
-        print(f"| {name} | {gain:.3f} | {cosine:.3f} | {rms:.4g} |")
+        else:
+            print(f"| {name} | {found[0]:.3f} | {found[1]:.3f} | {found[2]:.4g} |")
 
 
 if __name__ == "__main__":
