@@ -21,19 +21,16 @@ and the generator is then trained against that memory as well as against the phy
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import torch
+from budget_runs import load_run
 
-from gangal_core.calibration.emulator import load_emulator
 from gangal_core.calibration.gan import DefaultCalibration
 from gangal_core.calibration.rounds import ANCHOR_SHARE
 from gangal_core.calibration.truth import make_true_set
 from gangal_core.io.checkpoint import load_checkpoint
-from gangal_core.plugins import get_registry
 from gangal_core.simulation.bank import load_bank
-from gangal_core.simulation.simulator import with_ranges
 
 
 def scores(discriminator: torch.nn.Module, emulator, images: torch.Tensor) -> torch.Tensor:
@@ -49,11 +46,7 @@ def main() -> None:
     parser.add_argument("seed", type=int)
     parser.add_argument("--round", type=int, default=None)
     args = parser.parse_args()
-    registry = get_registry()
-    emulator = load_emulator(args.run / "emulator", registry=registry)
-    doc = json.loads((args.run / "calibration.json").read_text(encoding="utf-8"))
-    ranges = {p["name"]: (p["low"], p["high"]) for p in emulator.parameters}
-    simulator = with_ranges(registry.simulator(doc["simulator"]), ranges)
+    emulator, simulator, doc = load_run(args.run)
     truth = {name: (v["true_mean"], v["true_std"]) for name, v in doc["parameters"].items()}
     k = args.round if args.round is not None else len(doc["rounds"]) - 1
     state = load_checkpoint(args.run / f"checkpoint-calibrate-{k}.safetensors")[0]["state"]

@@ -21,19 +21,16 @@ stage.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
 import torch
+from budget_runs import load_run
 from emulator_sensitivity import gains
 
-from gangal_core.calibration.emulator import load_emulator
 from gangal_core.calibration.pretraining import pretrain
 from gangal_core.calibration.rounds import PRETRAIN_IN_ROUNDS
-from gangal_core.plugins import get_registry
 from gangal_core.simulation.bank import load_bank
-from gangal_core.simulation.simulator import with_ranges
 
 
 def main() -> None:
@@ -46,10 +43,7 @@ def main() -> None:
     parser.add_argument("--split-once", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    registry = get_registry()
-    ranges = {p["name"]: (p["low"], p["high"]) for p in load_emulator(args.run / "emulator").parameters}
-    doc = json.loads((args.run / "calibration.json").read_text(encoding="utf-8"))
-    simulator = with_ranges(registry.simulator(doc["simulator"]), ranges)
+    _, simulator, doc = load_run(args.run)
     names = [p.name for p in simulator.parameters]
     mu = torch.tensor([doc["parameters"][n]["true_mean"] for n in names])
     sigma = torch.tensor([doc["parameters"][n]["true_std"] for n in names])

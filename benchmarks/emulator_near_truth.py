@@ -23,15 +23,12 @@ the simulator's own images only where the generator stood when the round was sim
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import torch
+from budget_runs import load_run
 
-from gangal_core.calibration.emulator import load_emulator
 from gangal_core.io.checkpoint import load_checkpoint
-from gangal_core.plugins import get_registry
-from gangal_core.simulation.simulator import with_ranges
 
 
 def simulator_means(simulator, params: torch.Tensor, repeats: int, seed: int) -> tuple[torch.Tensor, float]:
@@ -48,13 +45,7 @@ def simulator_means(simulator, params: torch.Tensor, repeats: int, seed: int) ->
 
 
 def stage_errors(run: Path, *, draws: int, repeats: int, seed: int = 5) -> list[str]:
-    doc = json.loads((run / "calibration.json").read_text())
-    registry = get_registry()
-    emulator = load_emulator(run / "emulator", registry=registry)
-    # the ranges the run declared (--range), not the simulator's own: a truth outside the
-    # latter (the low-signal circle's n and b) would otherwise be clamped into them
-    ranges = {p["name"]: (p["low"], p["high"]) for p in emulator.parameters}
-    simulator = with_ranges(registry.simulator(doc["simulator"]), ranges)
+    emulator, simulator, doc = load_run(run)  # over the run's own ranges (--range)
     names = emulator.parameter_names
     truth = doc["parameters"]
     mu = torch.tensor([truth[n]["true_mean"] for n in names])

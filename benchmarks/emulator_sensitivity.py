@@ -22,14 +22,10 @@ and the cosine between the two changes (1: the same direction in image space).
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import torch
-
-from gangal_core.calibration.emulator import load_emulator
-from gangal_core.plugins import get_registry
-from gangal_core.simulation.simulator import with_ranges
+from budget_runs import load_run
 
 
 def gains(emulator, simulator, mu: torch.Tensor, sigma: torch.Tensor, *, points: int = 64,
@@ -72,11 +68,8 @@ def main() -> None:
     parser.add_argument("--points", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    registry = get_registry()
-    emulator = load_emulator(args.run / "emulator", registry=registry)
-    ranges = {p["name"]: (p["low"], p["high"]) for p in emulator.parameters}
-    simulator = with_ranges(registry.simulator(emulator.simulator), ranges)
-    truth = json.loads((args.run / "calibration.json").read_text(encoding="utf-8"))["parameters"]
+    emulator, simulator, doc = load_run(args.run)
+    truth = doc["parameters"]
     names = list(emulator.parameter_names)
     mu = torch.tensor([truth[n]["true_mean"] for n in names])
     sigma = torch.tensor([truth[n]["true_std"] for n in names])

@@ -20,16 +20,14 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 from pathlib import Path
 
 import numpy as np
 import torch
+from budget_runs import load_run
 
-from gangal_core.calibration.emulator import load_emulator
 from gangal_core.calibration.truth import make_true_set
-from gangal_core.plugins import get_registry
-from gangal_core.simulation.simulator import simulate_in_chunks, with_ranges
+from gangal_core.simulation.simulator import simulate_in_chunks
 
 
 def readouts(emulator, images: torch.Tensor) -> np.ndarray:
@@ -72,12 +70,10 @@ def main() -> None:
     parser.add_argument("--sims", type=int, default=2000)
     parser.add_argument("--boot", type=int, default=40)
     args = parser.parse_args()
-    registry = get_registry()
-    emulator = load_emulator(args.run / "emulator", registry=registry)
+    emulator, simulator, doc = load_run(args.run)
     ranges = {p["name"]: (p["low"], p["high"]) for p in emulator.parameters}
-    simulator = with_ranges(registry.simulator(emulator.simulator), ranges)
     names = list(emulator.parameter_names)
-    truth = json.loads((args.run / "calibration.json").read_text(encoding="utf-8"))["parameters"]
+    truth = doc["parameters"]
     drawn_from = {n: (truth[n]["true_mean"], truth[n]["true_std"]) for n in names}
     _, true_images = make_true_set(simulator, drawn_from, n=args.n_true, seed=args.seed)
     with open(args.run / "samples.csv", newline="") as fh:
