@@ -129,7 +129,7 @@ class Pretraining(Trainer):
     ) -> tuple[SimulationBank | None, SimulationBank | None]:
         if bank is None:
             if held_out is not None:
-                raise ConfigError("held-out simulations were given without a bank to train from.")
+                raise ConfigError("held_out: simulations to measure on, but no bank to train from.")
             return None, None
         if self.needs_repeat_simulations:
             raise ConfigError(
@@ -142,7 +142,7 @@ class Pretraining(Trainer):
         if held_out is None:
             train, held = bank.split(validation, seed=seed + 104729)  # not the training stream
         else:
-            train, held = bank, held_out
+            train, held = bank, _like(held_out, bank)
         if len(train) < 2:
             raise ConfigError(f"--bank {bank.source}: {len(bank)} simulations are too few to train from.")
         self.drawn, self.best_loss, self.best_state = 0, float("inf"), None
@@ -420,6 +420,18 @@ class SiamesePretraining(Pretraining):
         with torch.no_grad():
             rmse = (x1 - self.network(u)[0]).square().mean().sqrt().item()
         return {"siamese": loss_s.item(), "emulator": loss_e.item(), "rmse": rmse}, x1, u
+
+
+def _like(held_out: SimulationBank, bank: SimulationBank) -> SimulationBank:
+    """``held_out``, checked to hold simulations of the same shape as ``bank``'s."""
+    ours, theirs = (int(held_out.parameters.shape[1]), tuple(held_out.images.shape[1:])), (
+        int(bank.parameters.shape[1]), tuple(bank.images.shape[1:]))  # fmt: skip
+    if ours != theirs:
+        raise ConfigError(
+            f"held_out: expected simulations like the bank's ({theirs[0]} parameters, images {theirs[1]}), "
+            f"found {ours[0]} parameters and images {ours[1]}."
+        )
+    return held_out
 
 
 #: The pretraining recipes by name (``--recipe``).

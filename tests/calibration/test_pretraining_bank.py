@@ -87,5 +87,8 @@ def test_given_held_out_simulations_are_measured_on_and_all_of_bank_trained_on(b
     with torch.no_grad():
         rmse = float((x - emu.network(u)[0]).square().mean().sqrt())
     assert rmse == pytest.approx(info["held_out_rmse"], rel=1e-4)  # measured on these, not a split of train
-    with pytest.raises(ConfigError, match="without a bank"):
+    with pytest.raises(ConfigError, match=r"held_out: .* no bank to train from"):
         pretrain(get_registry().simulator("polynomial"), held_out=held, **TINY)
+    cropped = SimulationBank(held.parameters, held.images[..., :-1])
+    with pytest.raises(ConfigError, match=r"held_out: expected simulations like the bank's .* found"):
+        pretrain(get_registry().simulator("polynomial"), bank=train, held_out=cropped, **TINY)
