@@ -53,6 +53,31 @@ Variants:
 ``shuffle``
     G's inputs are fresh draws, and each anchored image takes the residual of a random anchor
     (drawn anew every step) instead of its own: G cannot learn the anchors' fixed noise.
+``assign=POOL``
+    G's inputs are fresh draws; each step pairs the minibatch's parameters G(z) one to one
+    (an optimal assignment over each one's 4 nearest, in units of the anchors' spread) with
+    stored simulations from POOL, ``round`` (the round's) or ``all`` (every simulation so
+    far), and carries each from there: D is shown many more distinct simulator images near
+    the generator than the round's anchors, so it can learn fewer of them by heart.
+``ema=DECAY``
+    The best match's snapshots are an exponential moving average of the generator's weights
+    (``w <- DECAY w + (1 - DECAY) w_G`` every step, carried across stages) instead of the
+    generator's weights at that step: a generator that oscillates is read at its centre, where a
+    mixture of its snapshots is widened by the oscillation.
+``trace=FILE``
+    A diagnostic, with any other variant: every 25 steps of every stage, the generator's mean
+    and spread of each parameter (physical units, 4,000 draws) are appended to FILE (JSON
+    lines), to see when within a stage a spread moves.
+``match=anchor``
+    Each step pairs the minibatch's parameters G(z) one to one with the same rows' anchors so
+    that the summed squared distance (each parameter over the anchors' spread) is least
+    (an optimal assignment), and carries each anchor to the parameters it is paired with: the
+    distribution D sees is the anchors' moved by G's change of distribution, however far G's
+    map from z to parameters has churned, and no anchor is used twice in a step.
+``match=fresh``
+    As ``match=anchor``, but G's inputs are fresh draws, paired with a fresh draw of anchors:
+    which stored residual a z is carried with changes from step to step, so G cannot learn,
+    z by z, to move away from residuals D knows by heart.
 """
 
 from __future__ import annotations
@@ -231,6 +256,139 @@ def patch_prox(weight: float) -> None:
     gan.CalibrationTrainer.update = penalised
 
 
+def patch_assign(pool: str) -> None:
+    """Fresh inputs for G; each anchored image carried from a distinct nearby pool simulation."""
+    from scipy.optimize import linear_sum_assignment
+
+    if pool not in ("round", "all"):
+        raise SystemExit(f"--variant assign={pool}: expected round or all")
+    original, simulate = rounds._stored_anchors, rounds.simulate_bank
+    seen: list[SimulationBank] = []
+
+    def recorded(*args, **kwargs):
+        seen.append(simulate(*args, **kwargs))
+        return seen[-1]
+
+    def stored(anchors, bank):
+        kept = original(anchors, bank)
+        banks = seen if pool == "all" else seen[-1:]
+        params = torch.cat([b.parameters for b in banks])
+        images = torch.cat([b.images for b in banks])
+        return gan.Anchors(torch.zeros(len(params), kept.noise.shape[1]), params, images), kept.parameters
+
+    def set_anchors(trainer, pair):
+        pooled, scale_from = pair
+        _set(trainer, pooled)
+        with torch.no_grad():
+            trainer.assign_scale = trainer.emulator.to_unit(scale_from.float()).std(dim=0).clamp_min(1e-6)
+            trainer.assign_u0 = trainer.emulator.to_unit(pooled.parameters.float()) / trainer.assign_scale
+
+    def noise(trainer, n):
+        z = torch.randn(n, trainer.generator.noise_size, generator=trainer.random)
+        if trainer.anchor_noise is not None:
+            trainer.anchor_rows = None
+        return z[trainer.batch.rows].to(trainer.device)
+
+    def images(trainer, u, mean, std):
+        with torch.no_grad():
+            d = torch.cdist(u.detach() / trainer.assign_scale, trainer.assign_u0).square()
+            k = 4
+            cand = torch.unique(d.topk(k, dim=1, largest=False).indices)
+            while len(cand) < len(u):  # crowded: widen until every row can have its own
+                k *= 2
+                cand = torch.unique(d.topk(min(k, d.shape[1]), dim=1, largest=False).indices)
+            _, cols = linear_sum_assignment(d[:, cand].cpu().numpy())
+            rows = cand[torch.as_tensor(cols)]
+        eps = trainer.anchor_eps[rows]
+        clipped = eps.clamp(-8, 8)
+        return mean + std * clipped + (std * (eps - clipped)).detach()
+
+    _set = gan.CalibrationTrainer._set_anchors
+    rounds._stored_anchors, rounds.simulate_bank = stored, recorded
+    gan.CalibrationTrainer._set_anchors = set_anchors
+    gan.CalibrationTrainer.noise = noise
+    gan.DISCRIMINATOR_IMAGES["anchored"] = images
+
+
+def patch_ema(decay: float) -> None:
+    """Snapshots of an exponential moving average of G's weights."""
+    step = gan.CalibrationTrainer.step
+    average: dict[str, torch.Tensor] = {}
+
+    def averaged(trainer, iteration):
+        out = step(trainer, iteration)
+        state = trainer.generator.state_dict()
+        for name, value in state.items():
+            if name not in average or not value.is_floating_point():
+                average[name] = value.detach().clone()
+            else:
+                average[name].mul_(decay).add_(value.detach(), alpha=1 - decay)
+        if iteration in trainer.snapshot_at:
+            trainer.taken[-1] = {k: v.clone() for k, v in average.items()}
+        return out
+
+    gan.CalibrationTrainer.step = averaged
+
+
+def patch_trace(path: str) -> None:
+    """Append G's mean and spread every 25 steps to ``path`` (JSON lines)."""
+    step = gan.CalibrationTrainer.step
+    stage = {"n": -1}
+
+    def traced(trainer, iteration):
+        out = step(trainer, iteration)
+        if iteration == 0:
+            stage["n"] += 1
+        if iteration % 25 == 0:
+            with torch.no_grad():
+                u = trainer.generator.sample(4000, generator=torch.Generator().manual_seed(iteration))
+                x = trainer.emulator.to_physical(u.cpu()).numpy()
+            row = {"stage": stage["n"], "it": iteration, "mean": x.mean(0).tolist(), "std": x.std(0).tolist()}
+            with open(path, "a") as fh:
+                fh.write(json.dumps(row) + "\n")
+        return out
+
+    gan.CalibrationTrainer.step = traced
+
+
+def patch_match(inputs: str = "anchor") -> None:
+    """Each anchored image carried from the anchor an optimal assignment pairs with G(z)."""
+    from scipy.optimize import linear_sum_assignment
+
+    if inputs not in ("anchor", "fresh"):
+        raise SystemExit(f"--variant match={inputs}: expected anchor or fresh")
+
+    set_anchors = gan.CalibrationTrainer._set_anchors
+
+    def remember(trainer, anchors):
+        set_anchors(trainer, anchors)
+        with torch.no_grad():
+            trainer.match_u0 = trainer.emulator.to_unit(anchors.parameters.float()).to(trainer.device)
+            trainer.match_scale = trainer.match_u0.std(dim=0).clamp_min(1e-6)
+
+    def images(trainer, u, mean, std):
+        rows = trainer.anchor_rows
+        with torch.no_grad():
+            a = trainer.match_u0[rows] / trainer.match_scale
+            cost = torch.cdist(u.detach() / trainer.match_scale, a).square()
+            _, cols = linear_sum_assignment(cost.cpu().numpy())
+        eps = trainer.anchor_eps[rows[torch.as_tensor(cols, device=rows.device)]]
+        clipped = eps.clamp(-8, 8)
+        return mean + std * clipped + (std * (eps - clipped)).detach()
+
+    def noise(trainer, n):
+        z = torch.randn(n, trainer.generator.noise_size, generator=trainer.random)
+        if trainer.anchor_noise is not None:
+            rows = torch.randint(0, trainer.anchor_noise.shape[0], (n,), generator=trainer.random)
+            trainer.anchor_rows = rows[trainer.batch.rows].to(trainer.device)
+        return z[trainer.batch.rows].to(trainer.device)
+
+    gan.CalibrationTrainer._set_anchors = remember
+    gan.DISCRIMINATOR_IMAGES["anchored"] = images
+    if inputs == "fresh":
+        gan.CalibrationTrainer.noise = noise
+
+
 def _emulator_means(trainer, parameters: torch.Tensor) -> torch.Tensor:
     """The frozen emulator's mean images of physical ``parameters``, normalised as D sees them."""
     with torch.no_grad():
@@ -291,6 +449,10 @@ def patch_r1(gamma: float) -> None:
 VARIANTS = {
     "accumulate": (None, patch_accumulate),
     "shuffle": (None, patch_shuffle),
+    "match": (str, patch_match),
+    "trace": (str, patch_trace),
+    "ema": (float, patch_ema),
+    "assign": (str, patch_assign),
     "nearest": (str, patch_nearest),
     "prox": (float, patch_prox),
     "gain": (None, patch_gain),
