@@ -5,9 +5,9 @@ images against
 
 - ``"simulated"`` images T(G(z)) (default; the paper's standard configuration), or
 - ``"emulated"`` images E(G(z)) (no simulator calls in the loop), or
-- ``"anchored"`` images: stored simulations (of an earlier generator's draws G0(z), or any
-  near G's draws), carried to G(z) by the emulator as below (:class:`Anchors`; calibration
-  within a budget, :mod:`gangal_core.calibration.rounds`).
+- ``"anchored"`` images: stored simulations T(G0(z)) of an earlier generator G0 at fixed
+  noise ``z``, carried to G(z) by the emulator as below (:class:`Anchors`; calibration within
+  a budget, :mod:`gangal_core.calibration.rounds`).
 
 G always learns through the frozen emulator.  With simulated images the generator's
 images are the simulator's own in the forward pass, and the gradient is that of the
@@ -36,7 +36,6 @@ from typing import Any
 import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
-from scipy.spatial import cKDTree
 from torch.nn import functional as F
 
 from gangal_core.errors import ConfigError
@@ -54,8 +53,6 @@ __all__ = [
     "CALIBRATION",
     "DISCRIMINATOR_IMAGES",
     "DISCRIMINATOR_INPUTS",
-    "LEARNING_RATE",
-    "NEAREST",
     "TRAINING_RECIPES",
     "Anchors",
     "CalibrationTrainer",
@@ -221,7 +218,6 @@ class CalibrationTrainer(Trainer):
                 draws = self.generator.sample(4096, generator=torch.Generator().manual_seed(seed))
             self.anchor_scale = draws.float().std(dim=0).clamp_min(1e-6)
             self.anchor_u0 = u0 / self.anchor_scale
-            self.anchor_tree = cKDTree(self.anchor_u0.cpu().double().numpy())
 
     def nearest_anchors(self, u: torch.Tensor) -> torch.Tensor:
         """Rows of the stored simulations paired one to one with the draws ``u`` (unit space).
@@ -231,21 +227,17 @@ class CalibrationTrainer(Trainer):
         simulations, widened until every draw can have its own; with fewer simulations than
         draws, each draw takes its nearest.
         """
-        x = (u.detach().float() / self.anchor_scale).cpu().double().numpy()
-        n_pool = self.anchor_tree.n
-        if n_pool < len(x):
-            _, nearest = self.anchor_tree.query(x, k=1)
-            return torch.as_tensor(nearest, device=u.device)
-        k = min(NEAREST, n_pool)
-        while True:  # the draws' k nearest, widened until every draw can have its own
-            _, nearest = self.anchor_tree.query(x, k=k)
-            candidates = np.unique(nearest)
-            if len(candidates) >= len(x) or k == n_pool:
-                break
-            k = min(2 * k, n_pool)
-        cost = ((x[:, None, :] - self.anchor_tree.data[candidates][None]) ** 2).sum(axis=2)
-        _, cols = linear_sum_assignment(cost)
-        return torch.as_tensor(candidates[cols], device=u.device)
+        with torch.no_grad():
+            d = torch.cdist(u.detach().float() / self.anchor_scale, self.anchor_u0).square()
+            if d.shape[1] < d.shape[0]:
+                return d.argmin(dim=1)
+            k = min(NEAREST, d.shape[1])
+            candidates = torch.unique(d.topk(k, dim=1, largest=False).indices)
+            while len(candidates) < len(u):
+                k = min(2 * k, d.shape[1])
+                candidates = torch.unique(d.topk(k, dim=1, largest=False).indices)
+            _, cols = linear_sum_assignment(d[:, candidates].cpu().numpy())
+        return candidates[torch.as_tensor(cols, device=candidates.device)]
 
     def noise(self, n: int) -> torch.Tensor:
         """This process's rows of G's inputs for a step: fresh, or drawn from the anchors' ``z``."""
@@ -428,14 +420,13 @@ def emulated_images(
 def anchored_images(
     trainer: CalibrationTrainer, u: torch.Tensor, mean: torch.Tensor, std: torch.Tensor
 ) -> torch.Tensor:
-    """Stored simulations T(u0) carried to G(z) by the emulator (:func:`simulated_with_emulator_gradient`).
+    """Stored simulations T(G0(z)) carried to G(z) by the emulator (:func:`simulated_with_emulator_gradient`).
 
-    ``mu_E(G(z)) + sd_E(G(z)) * eps`` with ``eps = (T(u0) - mu_E(u0)) / sd_E(u0)`` held fixed,
-    where ``u0`` is G0(z) (:class:`Anchors` with ``noise``) or the stored simulation paired
-    with G(z) (:meth:`CalibrationTrainer.nearest_anchors`): the simulator's own image where
-    G(z) meets ``u0``, its smooth part moved by the emulator's change of mean, its residual
-    (noise, fine detail) scaled by the emulator's change of spread, so that parameters of the
-    noise learn too.
+    ``mu_E(G(z)) + sd_E(G(z)) * eps`` with ``eps = (T(G0(z)) - mu_E(G0(z))) / sd_E(G0(z))``
+    held fixed: the simulator's own
+    image while G has not moved, its smooth part moved by the emulator's change of mean, its
+    residual (noise, fine detail) scaled by the emulator's change of spread, so that
+    parameters of the noise learn too.
     """
     rows = trainer.anchor_rows if trainer.anchor_noise is not None else trainer.nearest_anchors(u)
     eps = trainer.anchor_eps[rows]

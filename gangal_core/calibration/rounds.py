@@ -16,14 +16,10 @@ plans how many):
    mixes those of its second half: in the first anchored round the generator is still moving
    from the emulator's images to the simulator's, and its snapshots there stray from the later
    rounds' by up to a third of the truth's spread (``benchmarks/RESULTS.md``, issue 17);
-4. a share of each later round's simulations are the generator's own draws ``G0(z)``, so
-   that the bank is densest where G is.  In these rounds D sees stored simulator images, each
-   step's draws of G paired one to one with simulations near them from every bank so far and
-   carried there by the emulator's change (``"anchored"`` input,
-   :class:`~gangal_core.calibration.gan.Anchors`, :data:`ANCHOR_PAIRING`): what D compares
-   with the true images are the simulator's images, not the emulator's, and they are many
-   more distinct images than a round's own, which D would learn by heart.  G learns at
-   :data:`ANCHORED_RATE` of its first rate there.
+4. a share of each later round's simulations are the generator's own parameters ``G0(z)`` at
+   noise ``z`` kept for the round: D then sees these simulator images, moved by the emulator's
+   change as G learns (``"anchored"`` input, :class:`~gangal_core.calibration.gan.Anchors`),
+   so that what D compares with the true images are the simulator's images, not the emulator's.
 
 Every bank is written to the run folder as a ``gangal simulate`` shard folder and every stage
 checkpoints, so a killed run resumes without simulating anything twice.
@@ -244,7 +240,7 @@ def calibrate_in_rounds(
                                 **pretrain_options)  # fmt: skip
         warm = None if trainer is None else trainer.networks_state()
         earlier = trainer.taken if trainer is not None and k > 1 + BURN_IN_ROUNDS else []
-        rate = calibrate_options.get("learning_rate", LEARNING_RATE) * (ANCHORED_RATE if k > BURN_IN_ROUNDS else 1.0)
+        rate = calibrate_options.get("learning_rate", LEARNING_RATE) * (ANCHORED_RATE if k else 1.0)
         trainer = trainer_cls(simulator, emulator, true_images, iterations=stage_iterations[k],
                               discriminator_input="emulated" if anchors is None else "anchored",
                               anchors=anchors, average_from=0.5 if k == 0 else 0.0,
