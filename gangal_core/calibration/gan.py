@@ -35,7 +35,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy.optimize import linear_sum_assignment
 from torch.nn import functional as F
 
 from gangal_core.errors import ConfigError
@@ -66,45 +65,30 @@ __all__ = [
 ]
 
 
-#: Stored simulations a draw may be paired with, its nearest, when anchors pair by nearness.
-NEAREST = 4
-#: G's learning rate (Adam) unless another is given.
-LEARNING_RATE = 5e-4
-
-
 @dataclass(frozen=True)
 class Anchors:
-    """Stored simulations that D's input is carried from (``"anchored"``).
+    """Simulations of a generator's own parameters, to anchor D's input (``"anchored"``).
 
-    With a simulation budget D cannot see fresh simulator images at every step.  Instead
-    each step shows D stored simulator images, each carried by the emulator to parameters
-    G(z) (:func:`anchored_images`): its smooth part moved by the emulator's change of mean,
-    its residual scaled by the emulator's change of spread.  The images are the simulator's
-    own (its noise, its fine detail) where G's parameters meet a stored simulation, and the
+    With a simulation budget D cannot see fresh simulator images at every step.  Instead a
+    round simulates the parameters ``G0(z)`` of the generator G0 it starts from, at noise
+    ``z`` kept here; each step then shows D, for a draw of these ``z``, the stored image
+    carried to G(z) by the emulator (:func:`anchored_images`): its smooth part moved by the
+    emulator's change of mean, its residual scaled by the emulator's change of spread.  The
+    images are the simulator's own (its noise, its fine detail) while G has not moved, and the
     emulator supplies only a local change and the gradient, so emulator errors that D could
-    otherwise learn to spot cancel out.  Which stored image a draw G(z) is carried from:
-
-    - with ``noise`` (a round's simulations of its starting generator G0 at kept inputs
-      ``z``): the simulation of G0(z), for a draw of these ``z``;
-    - without (``noise=None``, any stored simulations): G's inputs are fresh, and each step
-      pairs the minibatch's draws one to one with stored simulations near them (an optimal
-      assignment, :data:`NEAREST` candidates each).  D then sees many more distinct simulator
-      images than G0's, so it cannot judge them by the ones it has learned by heart, and the
-      carries stay short however G's map from z to parameters churns
-      (``benchmarks/RESULTS.md``, issue 17, session 20).
+    otherwise learn to spot cancel out.
 
     Attributes
     ----------
-    noise : torch.Tensor or None
-        ``(n, noise_size)`` the generator's inputs ``z`` of each simulation, or ``None`` to
-        pair by nearness.
+    noise : torch.Tensor
+        ``(n, noise_size)`` the generator's inputs ``z``.
     parameters : torch.Tensor
-        ``(n, P)`` physical parameters that were simulated.
+        ``(n, P)`` physical parameters ``G0(z)`` that were simulated.
     images : torch.Tensor
         ``(n, C, H, W)`` their simulated images, in the simulator's pixel units.
     """
 
-    noise: torch.Tensor | None
+    noise: torch.Tensor
     parameters: torch.Tensor
     images: torch.Tensor
 
@@ -149,7 +133,7 @@ class CalibrationTrainer(Trainer):
         discriminator_input: str = "simulated",
         critic_arch: str = "conv",
         critic_options: dict[str, Any] | None = None,
-        learning_rate: float = LEARNING_RATE,
+        learning_rate: float = 5e-4,
         minibatch_std: str = "features",
         minibatch_group: int = 16,
         discriminator_learning_rate: float | None = 1e-4,
@@ -202,42 +186,17 @@ class CalibrationTrainer(Trainer):
         self.anchor_noise: torch.Tensor | None = None
         self.anchor_rows: torch.Tensor | None = None
         if anchors is not None:
-            self._set_anchors(anchors, seed)
+            self._set_anchors(anchors)
 
-    def _set_anchors(self, anchors: Anchors, seed: int) -> None:
+    def _set_anchors(self, anchors: Anchors) -> None:
         dev = self.device
-        self.anchor_noise = None if anchors.noise is None else to_device(anchors.noise.float(), dev)
+        self.anchor_noise = to_device(anchors.noise.float(), dev)
         images = to_device(self.emulator.scale.normalise(anchors.images.float()), dev)
         with torch.no_grad():
             u0 = to_device(self.emulator.to_unit(anchors.parameters.float()), dev)
             parts = [self.emulator_network(part) for part in u0.split(1024)]
         mean0, std0 = (torch.cat([p[i].float() for p in parts]) for i in (0, 1))
-        self.anchor_eps = (images - mean0) / std0  # the noise that makes the emulator draw T(u0)
-        if anchors.noise is None:  # paired by nearness, each parameter over the spread of G's draws
-            with torch.no_grad():
-                draws = self.generator.sample(4096, generator=torch.Generator().manual_seed(seed))
-            self.anchor_scale = draws.float().std(dim=0).clamp_min(1e-6)
-            self.anchor_u0 = u0 / self.anchor_scale
-
-    def nearest_anchors(self, u: torch.Tensor) -> torch.Tensor:
-        """Rows of the stored simulations paired one to one with the draws ``u`` (unit space).
-
-        The pairing minimises the summed squared distance (each parameter over the spread of
-        the generator's draws when the round began) among each draw's :data:`NEAREST` nearest
-        simulations, widened until every draw can have its own; with fewer simulations than
-        draws, each draw takes its nearest.
-        """
-        with torch.no_grad():
-            d = torch.cdist(u.detach().float() / self.anchor_scale, self.anchor_u0).square()
-            if d.shape[1] < d.shape[0]:
-                return d.argmin(dim=1)
-            k = min(NEAREST, d.shape[1])
-            candidates = torch.unique(d.topk(k, dim=1, largest=False).indices)
-            while len(candidates) < len(u):
-                k = min(2 * k, d.shape[1])
-                candidates = torch.unique(d.topk(k, dim=1, largest=False).indices)
-            _, cols = linear_sum_assignment(d[:, candidates].cpu().numpy())
-        return candidates[torch.as_tensor(cols, device=candidates.device)]
+        self.anchor_eps = (images - mean0) / std0  # the noise that makes the emulator draw T(G0(z))
 
     def noise(self, n: int) -> torch.Tensor:
         """This process's rows of G's inputs for a step: fresh, or drawn from the anchors' ``z``."""
@@ -257,8 +216,6 @@ class CalibrationTrainer(Trainer):
         for kind, registry in (("models", self.models), ("optimisers", self.optimisers)):
             for name, thing in registry.items():
                 thing.load_state_dict(state[kind][name])
-        for group in self.optimisers["generator"].param_groups:  # G's rate is this run's, not the last's
-            group["lr"] = self.learning_rate
 
     def networks_state(self) -> dict[str, Any]:
         """G, D and their optimisers, for :meth:`continue_from` of a later run."""
@@ -428,8 +385,7 @@ def anchored_images(
     residual (noise, fine detail) scaled by the emulator's change of spread, so that
     parameters of the noise learn too.
     """
-    rows = trainer.anchor_rows if trainer.anchor_noise is not None else trainer.nearest_anchors(u)
-    eps = trainer.anchor_eps[rows]
+    eps = trainer.anchor_eps[trainer.anchor_rows]
     clipped = eps.clamp(-8, 8)  # as in simulated_with_emulator_gradient: for the gradient only
     return mean + std * clipped + (std * (eps - clipped)).detach()
 

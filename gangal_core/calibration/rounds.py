@@ -41,7 +41,7 @@ from gangal_core.simulation.simulator import Simulator
 from .batches import choose
 from .budget import BudgetPlan
 from .emulator import TrainedEmulator
-from .gan import CALIBRATION, LEARNING_RATE, Anchors, CalibrationTrainer, check_compatible
+from .gan import CALIBRATION, Anchors, CalibrationTrainer, check_compatible
 from .pretraining import pretrain
 from .result import CalibrationResult
 
@@ -62,16 +62,6 @@ WIDEN = 2.0
 UNIFORM_SHARE = 0.2
 #: The share of a round's simulations that are the generator's own draws (D's anchors).
 ANCHOR_SHARE = 0.5
-#: Which stored simulation D's images are carried from in the anchored rounds: ``"nearest"``
-#: (every simulation so far, each paired one to one with a draw near it; :class:`Anchors`
-#: without ``noise``) or ``"own"`` (the round's simulation of the generator's own draw at the
-#: same ``z``: session 19's default).  On the low-signal circle, D learned the 1,200 own
-#: simulations of a round by heart and its verdict hardly moved with the parameters, so the
-#: spreads drifted wide (``benchmarks/RESULTS.md``, issue 17, session 20).
-ANCHOR_PAIRING = "nearest"
-#: G's learning rate in the anchored rounds, as a share of the first stage's: a D shown
-#: distinct simulator images judges sharply, and a generator at the full rate then oscillates.
-ANCHORED_RATE = 0.4
 #: The first anchored rounds, whose snapshots stay out of the best match (burn-in); the last
 #: round always counts.
 BURN_IN_ROUNDS = 1
@@ -233,20 +223,17 @@ def calibrate_in_rounds(
                                      folder=_bank_folder(folder, k))  # fmt: skip
             anchors = _stored_anchors(drawn, new_bank)
             bank = bank.concatenate(new_bank)
-            if ANCHOR_PAIRING == "nearest":
-                anchors = Anchors(None, bank.parameters, bank.images)
             emulator = pretrain(simulator, bank=bank, start=emulator, iterations=refine_iterations,
                                 seed=seed + k, checkpoint=_checkpoint(folder, f"pretrain-{k}"), resume=resume,
                                 **pretrain_options)  # fmt: skip
         warm = None if trainer is None else trainer.networks_state()
         earlier = trainer.taken if trainer is not None and k > 1 + BURN_IN_ROUNDS else []
-        rate = calibrate_options.get("learning_rate", LEARNING_RATE) * (ANCHORED_RATE if k else 1.0)
         trainer = trainer_cls(simulator, emulator, true_images, iterations=stage_iterations[k],
                               discriminator_input="emulated" if anchors is None else "anchored",
                               anchors=anchors, average_from=0.5 if k == 0 else 0.0,
                               seed=seed + 31 * k, warm_start=warm,
                               checkpoint=_checkpoint(folder, f"calibrate-{k}"), resume=resume,
-                              **{**calibrate_options, "learning_rate": rate})  # fmt: skip
+                              **calibrate_options)  # fmt: skip
         trainer.taken[:0] = earlier  # the best match mixes the anchored rounds after the burn-in
         result = trainer.train()
         samples = result.samples
