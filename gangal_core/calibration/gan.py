@@ -211,11 +211,14 @@ class CalibrationTrainer(Trainer):
         """Start G, D and their optimisers where another run left them (:meth:`networks_state`).
 
         The next round of a calibration in rounds continues the generator and discriminator
-        of the last one, against an emulator refined in between.
+        of the last one, against an emulator refined in between.  G keeps this trainer's
+        ``learning_rate``, not the one its optimiser's state was saved with.
         """
         for kind, registry in (("models", self.models), ("optimisers", self.optimisers)):
             for name, thing in registry.items():
                 thing.load_state_dict(state[kind][name])
+        for group in self.optimisers["generator"].param_groups:  # G's rate is this run's, not the last's
+            group["lr"] = self.learning_rate
 
     def networks_state(self) -> dict[str, Any]:
         """G, D and their optimisers, for :meth:`continue_from` of a later run."""

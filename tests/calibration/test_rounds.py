@@ -131,3 +131,14 @@ def test_the_r1_penalty_adds_to_ds_loss_and_changes_its_step(setting) -> None:
         if not torch.equal(p, plain.discriminator.state_dict()[name])
     ]
     assert changed  # D took another step than without the penalty
+
+
+def test_a_continued_generator_learns_at_its_own_rate(setting) -> None:
+    sim, emulator, true = setting
+    first = DefaultCalibration(sim, emulator, true, discriminator_input="emulated", **TINY)
+    first.train()
+    slower = DefaultCalibration(sim, emulator, true, discriminator_input="emulated", learning_rate=2e-4,
+                                warm_start=first.networks_state(), **TINY)  # fmt: skip
+    assert [g["lr"] for g in slower.optimisers["generator"].param_groups] == [2e-4]
+    assert slower.optimisers["generator"].state  # Adam's moments carried over all the same
+
