@@ -186,16 +186,25 @@ def patch_shuffle() -> None:
     gan.CalibrationTrainer.noise = noise
 
 
-def patch_nearest(pool: str) -> None:
-    """Fresh inputs for G; each anchored image carried from the nearest stored simulation."""
-    if pool not in ("anchors", "round", "all"):
-        raise SystemExit(f"--variant nearest={pool}: expected anchors, round or all")
-    original = rounds._stored_anchors
+def _patch_pool(pool: str, choose, *, first_bank: bool = False) -> None:
+    """Fresh inputs for G; each anchored image carried from the stored simulation ``choose`` picks.
+
+    The pool is ``anchors`` (the round's G0(z) simulations), ``round`` (all the round's) or
+    ``all`` (every round's, and the first bank's too with ``first_bank``).  ``choose(d)`` takes
+    the squared distances of G's draws to the pool's rows (each parameter over the round's
+    anchors' spread) and returns a row for each draw.
+    """
+    original, simulate = rounds._stored_anchors, rounds.simulate_bank
     seen: list[SimulationBank] = []
+
+    def recorded(*args, **kwargs):
+        seen.append(simulate(*args, **kwargs))
+        return seen[-1]
 
     def stored(anchors, bank):
         kept = original(anchors, bank)
-        seen.append(bank)
+        if not first_bank:
+            seen.append(bank)
         if pool == "anchors":
             params, images = kept.parameters, kept.images
         else:
@@ -209,9 +218,8 @@ def patch_nearest(pool: str) -> None:
         pooled, scale_from = pair
         _set(trainer, pooled)
         with torch.no_grad():
-            trainer.nearest_u0 = trainer.emulator.to_unit(pooled.parameters.float())
-            spread = trainer.emulator.to_unit(scale_from.float()).std(dim=0).clamp_min(1e-6)
-        trainer.nearest_scale = spread
+            trainer.pool_scale = trainer.emulator.to_unit(scale_from.float()).std(dim=0).clamp_min(1e-6)
+            trainer.pool_u0 = trainer.emulator.to_unit(pooled.parameters.float()) / trainer.pool_scale
 
     def noise(trainer, n):
         z = torch.randn(n, trainer.generator.noise_size, generator=trainer.random)
@@ -221,17 +229,25 @@ def patch_nearest(pool: str) -> None:
 
     def images(trainer, u, mean, std):
         with torch.no_grad():
-            d = torch.cdist(u.detach() / trainer.nearest_scale, trainer.nearest_u0 / trainer.nearest_scale)
-            rows = d.argmin(dim=1)
+            rows = choose(torch.cdist(u.detach() / trainer.pool_scale, trainer.pool_u0).square())
         eps = trainer.anchor_eps[rows]
         clipped = eps.clamp(-8, 8)
         return mean + std * clipped + (std * (eps - clipped)).detach()
 
     _set = gan.CalibrationTrainer._set_anchors
     rounds._stored_anchors = stored
+    if first_bank:
+        rounds.simulate_bank = recorded
     gan.CalibrationTrainer._set_anchors = set_anchors
     gan.CalibrationTrainer.noise = noise
     gan.DISCRIMINATOR_IMAGES["anchored"] = images
+
+
+def patch_nearest(pool: str) -> None:
+    """Fresh inputs for G; each anchored image carried from the nearest stored simulation."""
+    if pool not in ("anchors", "round", "all"):
+        raise SystemExit(f"--variant nearest={pool}: expected anchors, round or all")
+    _patch_pool(pool, lambda d: d.argmin(dim=1))
 
 
 def patch_prox(weight: float) -> None:
@@ -262,52 +278,17 @@ def patch_assign(pool: str) -> None:
 
     if pool not in ("round", "all"):
         raise SystemExit(f"--variant assign={pool}: expected round or all")
-    original, simulate = rounds._stored_anchors, rounds.simulate_bank
-    seen: list[SimulationBank] = []
 
-    def recorded(*args, **kwargs):
-        seen.append(simulate(*args, **kwargs))
-        return seen[-1]
+    def one_to_one(d: torch.Tensor) -> torch.Tensor:
+        k = 4
+        cand = torch.unique(d.topk(k, dim=1, largest=False).indices)
+        while len(cand) < len(d):  # crowded: widen until every row can have its own
+            k *= 2
+            cand = torch.unique(d.topk(min(k, d.shape[1]), dim=1, largest=False).indices)
+        _, cols = linear_sum_assignment(d[:, cand].cpu().numpy())
+        return cand[torch.as_tensor(cols)]
 
-    def stored(anchors, bank):
-        kept = original(anchors, bank)
-        banks = seen if pool == "all" else seen[-1:]
-        params = torch.cat([b.parameters for b in banks])
-        images = torch.cat([b.images for b in banks])
-        return gan.Anchors(torch.zeros(len(params), kept.noise.shape[1]), params, images), kept.parameters
-
-    def set_anchors(trainer, pair):
-        pooled, scale_from = pair
-        _set(trainer, pooled)
-        with torch.no_grad():
-            trainer.assign_scale = trainer.emulator.to_unit(scale_from.float()).std(dim=0).clamp_min(1e-6)
-            trainer.assign_u0 = trainer.emulator.to_unit(pooled.parameters.float()) / trainer.assign_scale
-
-    def noise(trainer, n):
-        z = torch.randn(n, trainer.generator.noise_size, generator=trainer.random)
-        if trainer.anchor_noise is not None:
-            trainer.anchor_rows = None
-        return z[trainer.batch.rows].to(trainer.device)
-
-    def images(trainer, u, mean, std):
-        with torch.no_grad():
-            d = torch.cdist(u.detach() / trainer.assign_scale, trainer.assign_u0).square()
-            k = 4
-            cand = torch.unique(d.topk(k, dim=1, largest=False).indices)
-            while len(cand) < len(u):  # crowded: widen until every row can have its own
-                k *= 2
-                cand = torch.unique(d.topk(min(k, d.shape[1]), dim=1, largest=False).indices)
-            _, cols = linear_sum_assignment(d[:, cand].cpu().numpy())
-            rows = cand[torch.as_tensor(cols)]
-        eps = trainer.anchor_eps[rows]
-        clipped = eps.clamp(-8, 8)
-        return mean + std * clipped + (std * (eps - clipped)).detach()
-
-    _set = gan.CalibrationTrainer._set_anchors
-    rounds._stored_anchors, rounds.simulate_bank = stored, recorded
-    gan.CalibrationTrainer._set_anchors = set_anchors
-    gan.CalibrationTrainer.noise = noise
-    gan.DISCRIMINATOR_IMAGES["anchored"] = images
+    _patch_pool(pool, one_to_one, first_bank=True)
 
 
 def patch_ema(decay: float) -> None:
