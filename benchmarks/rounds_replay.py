@@ -22,6 +22,19 @@ Variants:
     The generator's learning rate in the anchored rounds is F times the default.
 ``r1=G``
     D carries the R1 penalty of weight G on the true images in the anchored rounds.
+``steps=F``
+    The anchored rounds train G and D for F times their default iterations (the first,
+    emulated stage unchanged); with ``glr=1/F`` the generator drifts as far over a round at
+    1/F of the gradient noise's temperature (learning rate over batch size).
+``affine``
+    In the anchored rounds G may only map the parameters of the round's first generator G0
+    by an affine map before its tanh (its last layer kept of the form ``A W0``
+    by projection after every step; its bias free, the layers before it frozen): the distribution may shift,
+    scale and turn, but G's map from z cannot churn, so every anchor's parameters move
+    together with the distribution.
+``lastlayer``
+    In the anchored rounds only G's last layer learns (the layers before it frozen): a
+    middle way between the default and ``affine``.
 ``dlr=F``
     D's encoder (all but its head) learns at F times its rate in the anchored rounds; 0
     freezes it, so that D is a linear judge of fixed features and cannot learn the anchors'
@@ -156,6 +169,52 @@ def patch_generator_rate(factor: float) -> None:
             group["lr"] = trainer.learning_rate * factor
 
     patch_anchored_trainers(scale)
+
+
+def patch_steps(factor: float) -> None:
+    """The anchored rounds' iterations times ``factor``."""
+    original = rounds.round_iterations
+
+    def longer(iterations, n_rounds):
+        stages = original(iterations, n_rounds)
+        return stages[:1] + [max(1, round(factor * n)) for n in stages[1:]]
+
+    rounds.round_iterations = longer
+
+
+def patch_affine() -> None:
+    """G's last layer held to an affine map of the round's first G (see ``affine``)."""
+
+    def restrict(trainer) -> None:
+        G = trainer.generator
+        last = G.net[-2]
+        for module in G.net[:-2]:
+            for p in module.parameters():
+                p.requires_grad_(False)
+        w0 = last.weight.detach().clone()
+        inv = torch.linalg.inv(w0 @ w0.T)  # W0 is P x hidden, of rank P
+        update = trainer.update
+
+        def projected(name, loss):
+            update(name, loss)
+            if name == "generator":
+                with torch.no_grad():
+                    last.weight.copy_(last.weight @ w0.T @ inv @ w0)  # W = A W0, A least squares; the bias is free
+
+        trainer.update = projected
+
+    patch_anchored_trainers(restrict)
+
+
+def patch_last_layer() -> None:
+    """Only G's last layer learns in the anchored rounds."""
+
+    def freeze(trainer) -> None:
+        for module in trainer.generator.net[:-2]:
+            for p in module.parameters():
+                p.requires_grad_(False)
+
+    patch_anchored_trainers(freeze)
 
 
 def patch_discriminator_rate(factor: float) -> None:
@@ -439,6 +498,9 @@ VARIANTS = {
     "gain": (None, patch_gain),
     "meanonly": (None, patch_meanonly),
     "glr": (float, patch_generator_rate),
+    "steps": (float, patch_steps),
+    "affine": (None, patch_affine),
+    "lastlayer": (None, patch_last_layer),
     "dlr": (float, patch_discriminator_rate),
     "r1": (float, patch_r1),
     "group": (int, patch_group),
