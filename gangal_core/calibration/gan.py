@@ -114,10 +114,6 @@ class CalibrationTrainer(Trainer):
     r1_gamma : float, optional
         Weight ``gamma`` of the R1 penalty ``gamma / 2 * E||grad D(x)||^2`` on D's true
         images (Mescheder et al. 2018); default 0, off.
-    generator_learns : {"all", "last-layer"}, optional
-        Which of G's layers learn: all (the default), or the last alone, its map from ``z``
-        to features held where ``warm_start`` left it (a calibration in rounds: each anchor's
-        parameters then move with the distribution instead of wandering).
     **options
         Passed to :class:`~gangal_core.training.Trainer` (``checkpoint``, ``resume``,
         ``device``...).
@@ -152,7 +148,6 @@ class CalibrationTrainer(Trainer):
         warm_start: dict[str, Any] | None = None,
         anchors: Anchors | None = None,
         r1_gamma: float = 0.0,
-        generator_learns: str = "all",
         **options: Any,
     ) -> None:
         self.discriminator_images = choose(DISCRIMINATOR_IMAGES, discriminator_input, "--discriminator-input")
@@ -178,9 +173,6 @@ class CalibrationTrainer(Trainer):
         self.discriminator.to(dev)
         self.generator = ParameterGenerator(len(emulator.parameters), noise_size=noise_size).to(dev)
         self.models.update(generator=self.generator, discriminator=self.discriminator)
-        if choose(GENERATOR_LEARNS, generator_learns, "generator_learns") == "last-layer":
-            for p in self.generator.body_parameters():
-                p.requires_grad_(False)
         self.optimisers["generator"] = torch.optim.Adam(
             self.generator.parameters(), lr=learning_rate, betas=(0.5, 0.999)
         )
@@ -410,8 +402,6 @@ DISCRIMINATOR_IMAGES: dict[str, Callable[..., torch.Tensor]] = {
     "emulated": emulated_images,
     "anchored": anchored_images,
 }
-#: Which of G's layers learn, by name (``generator_learns``): the name itself, for :func:`choose`.
-GENERATOR_LEARNS = {"all": "all", "last-layer": "last-layer"}
 TRAINING_RECIPES = tuple(CALIBRATION)
 DISCRIMINATOR_INPUTS = tuple(DISCRIMINATOR_IMAGES)
 

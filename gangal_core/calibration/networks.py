@@ -504,10 +504,6 @@ class ParameterGenerator(nn.Module):
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.net(z)
 
-    def body_parameters(self) -> list[nn.Parameter]:
-        """The weights of every layer but the last (the map from ``z`` to G's features)."""
-        return [p for layer in self.net[:-2] for p in layer.parameters()]
-
     def sample(self, n: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
         """``n`` normalised parameter vectors."""
         device = next(self.parameters()).device  # noise drawn on the CPU: the same on every device

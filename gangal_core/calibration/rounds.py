@@ -65,10 +65,6 @@ ANCHOR_SHARE = 0.5
 #: The first anchored rounds, whose snapshots stay out of the best match (burn-in); the last
 #: round always counts.
 BURN_IN_ROUNDS = 1
-#: Which of G's layers learn in the anchored rounds (``CalibrationTrainer(generator_learns=)``):
-#: the last alone, so that each anchor's parameters move with the distribution and the
-#: emulator carries its stored image a short way.
-ROUND_GENERATOR_LEARNS = "last-layer"
 #: Emulator pretraining minibatches of a calibration without rounds (no budget, or a bank alone).
 PRETRAIN_ITERATIONS = 4000
 #: Rounds after the first bank when a budget is given and ``--rounds`` is not.
@@ -235,7 +231,6 @@ def calibrate_in_rounds(
         trainer = trainer_cls(simulator, emulator, true_images, iterations=stage_iterations[k],
                               discriminator_input="emulated" if anchors is None else "anchored",
                               anchors=anchors, average_from=0.5 if k == 0 else 0.0,
-                              generator_learns="all" if anchors is None else ROUND_GENERATOR_LEARNS,
                               seed=seed + 31 * k, warm_start=warm,
                               checkpoint=_checkpoint(folder, f"calibrate-{k}"), resume=resume,
                               **calibrate_options)  # fmt: skip
