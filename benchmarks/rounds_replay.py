@@ -35,6 +35,9 @@ Variants:
 ``lastlayer``
     In the anchored rounds only G's last layer learns (the layers before it frozen): a
     middle way between the default and ``affine``.
+``bodylr=F``
+    In the anchored rounds G's layers before the last move F times as far each step as Adam
+    would move them (the last layer at its full rate): 0 is ``lastlayer``, 1 the default.
 ``dlr=F``
     D's encoder (all but its head) learns at F times its rate in the anchored rounds; 0
     freezes it, so that D is a linear judge of fixed features and cannot learn the anchors'
@@ -199,7 +202,7 @@ def patch_affine() -> None:
             update(name, loss)
             if name == "generator":
                 with torch.no_grad():
-                    last.weight.copy_(last.weight @ w0.T @ inv @ w0)  # W = A W0, A least squares; the bias is free
+                    last.weight.copy_(last.weight @ w0.T @ inv @ w0)  # W = A W0, A least squares
 
         trainer.update = projected
 
@@ -215,6 +218,26 @@ def patch_last_layer() -> None:
                 p.requires_grad_(False)
 
     patch_anchored_trainers(freeze)
+
+
+def patch_body_rate(factor: float) -> None:
+    """G's body steps ``factor`` times as far as Adam would in the anchored rounds."""
+
+    def slow(trainer) -> None:
+        body = [p for module in trainer.generator.net[:-2] for p in module.parameters()]
+        update = trainer.update
+
+        def damped(name, loss):
+            before = [p.detach().clone() for p in body] if name == "generator" else None
+            update(name, loss)
+            if before is not None:
+                with torch.no_grad():
+                    for p, old in zip(body, before, strict=True):
+                        p.copy_(old + factor * (p - old))
+
+        trainer.update = damped
+
+    patch_anchored_trainers(slow)
 
 
 def patch_discriminator_rate(factor: float) -> None:
@@ -501,6 +524,7 @@ VARIANTS = {
     "steps": (float, patch_steps),
     "affine": (None, patch_affine),
     "lastlayer": (None, patch_last_layer),
+    "bodylr": (float, patch_body_rate),
     "dlr": (float, patch_discriminator_rate),
     "r1": (float, patch_r1),
     "group": (int, patch_group),
