@@ -28,8 +28,8 @@ Variants:
     1/F of the gradient noise's temperature (learning rate over batch size).
 ``affine``
     In the anchored rounds G may only map the parameters of the round's first generator G0
-    by an affine map before its tanh (its last layer kept of the form ``A W0``
-    by projection after every step; its bias free, the layers before it frozen): the distribution may shift,
+    by an affine map before its tanh (its last layer kept of the form ``A W0`` by projection
+    after every step; its bias free, the layers before it frozen): the distribution may shift,
     scale and turn, but G's map from z cannot churn, so every anchor's parameters move
     together with the distribution.
 ``lastlayer``
@@ -185,15 +185,18 @@ def patch_steps(factor: float) -> None:
     rounds.round_iterations = longer
 
 
+def _generator_body(trainer) -> list[torch.nn.Parameter]:
+    """The weights of G's layers before the last (its map from z to features)."""
+    return [p for module in trainer.generator.net[:-2] for p in module.parameters()]
+
+
 def patch_affine() -> None:
     """G's last layer held to an affine map of the round's first G (see ``affine``)."""
 
     def restrict(trainer) -> None:
-        G = trainer.generator
-        last = G.net[-2]
-        for module in G.net[:-2]:
-            for p in module.parameters():
-                p.requires_grad_(False)
+        last = trainer.generator.net[-2]
+        for p in _generator_body(trainer):
+            p.requires_grad_(False)
         w0 = last.weight.detach().clone()
         inv = torch.linalg.inv(w0 @ w0.T)  # W0 is P x hidden, of rank P
         update = trainer.update
@@ -213,9 +216,8 @@ def patch_last_layer() -> None:
     """Only G's last layer learns in the anchored rounds."""
 
     def freeze(trainer) -> None:
-        for module in trainer.generator.net[:-2]:
-            for p in module.parameters():
-                p.requires_grad_(False)
+        for p in _generator_body(trainer):
+            p.requires_grad_(False)
 
     patch_anchored_trainers(freeze)
 
@@ -224,7 +226,7 @@ def patch_body_rate(factor: float) -> None:
     """G's body steps ``factor`` times as far as Adam would in the anchored rounds."""
 
     def slow(trainer) -> None:
-        body = [p for module in trainer.generator.net[:-2] for p in module.parameters()]
+        body = _generator_body(trainer)
         update = trainer.update
 
         def damped(name, loss):
