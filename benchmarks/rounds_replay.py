@@ -35,6 +35,10 @@ Variants:
 ``lastlayer``
     In the anchored rounds only G's last layer learns (the layers before it frozen): a
     middle way between the default and ``affine``.
+``freshd``
+    Every anchored round starts a fresh D from the refined emulator's estimator, as the first
+    stage does, instead of continuing the last round's D (whose memory of the true images and
+    the anchors grows round by round).
 ``bodylr=F``
     In the anchored rounds G's layers before the last move F times as far each step as Adam
     would move them (the last layer at its full rate): 0 is ``lastlayer``, 1 the default.
@@ -510,6 +514,19 @@ def patch_r1(gamma: float) -> None:
     patch_anchored_trainers(lambda trainer: setattr(trainer, "r1_gamma", gamma))
 
 
+def patch_fresh_discriminator() -> None:
+    """A fresh D at every anchored round, started from the refined emulator's estimator as in
+    the first stage, with a fresh optimiser: no memory of the images of earlier rounds."""
+
+    def fresh(trainer) -> None:
+        old = trainer.discriminator
+        D = trainer.new_discriminator(minibatch_std=old.minibatch_std, group_size=old.group_size)
+        trainer.discriminator = trainer.models["discriminator"] = D.to(trainer.device)
+        trainer.optimisers["discriminator"] = trainer.discriminator_optimiser()
+
+    patch_anchored_trainers(fresh)
+
+
 #: The variants by name: the type of their value (``None``: they take none) and their patch.
 VARIANTS = {
     "accumulate": (None, patch_accumulate),
@@ -530,6 +547,7 @@ VARIANTS = {
     "dlr": (float, patch_discriminator_rate),
     "r1": (float, patch_r1),
     "group": (int, patch_group),
+    "freshd": (None, patch_fresh_discriminator),
 }
 
 
