@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from budget_runs import load_run
-from moment_adjust import adjust, bar
+from moment_adjust import adjust, bar, bootstrap_errors, noise_share
 
 from gangal_core.calibration.networks import ConvCritic, ParameterEstimator
 from gangal_core.calibration.truth import make_true_set
@@ -101,24 +101,17 @@ def main() -> None:
     half = (hi - lo) / 2
     print("  best match:", bar(names, samples.mean(0), samples.std(0, ddof=1), truth))
     print("  adjusted:  ", bar(names, lo + (mu_u + 1) * half, np.sqrt(np.diag(S_u)) * half, truth))
-    rng, boot = np.random.default_rng(args.seed), []
-    for _ in range(40):
-        i, j = rng.integers(0, len(u_sim), len(u_sim)), rng.integers(0, len(r_true), len(r_true))
-        m_b, s_b = adjust(u_sim[i], r_sim[i], r_true[j])
-        boot.append(np.r_[m_b * half, np.sqrt(np.diag(s_b)) * half])
-    boot, sigma, P = np.array(boot), np.array([truth[n]["true_std"] for n in names]), len(names)
+    se_mean, se_sd = bootstrap_errors(u_sim, r_sim, r_true, half, seed=args.seed, repeats=40)
+    sigma = np.array([truth[n]["true_std"] for n in names])
     print(
         "  bootstrap s.e. (mean / sigma_true; sigma ratio):",
         ", ".join(
-            f"{n} {a:.3f}; {b:.3f}"
-            for n, a, b in zip(names, boot[:, :P].std(0) / sigma, boot[:, P:].std(0) / sigma, strict=True)
+            f"{n} {a:.3f}; {b:.3f}" for n, a, b in zip(names, se_mean / sigma, se_sd / sigma, strict=True)
         ),
     )
-    X = np.column_stack([u_sim, np.ones(len(u_sim))])
-    resid = r_sim - X @ np.linalg.lstsq(X, r_sim, rcond=None)[0]
     print(
         "  readout noise share of the true readouts' variance:",
-        ", ".join(f"{n} {v:.2f}" for n, v in zip(names, resid.var(0) / r_true.var(0), strict=True)),
+        ", ".join(f"{n} {v:.2f}" for n, v in zip(names, noise_share(u_sim, r_sim, r_true), strict=True)),
     )
 
 

@@ -52,6 +52,28 @@ def adjust(u_sim: np.ndarray, r_sim: np.ndarray, r_true: np.ndarray) -> tuple[np
     return mu, S
 
 
+def bootstrap_errors(
+    u_sim: np.ndarray, r_sim: np.ndarray, r_true: np.ndarray, half: np.ndarray, *, seed: int, repeats: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Standard errors of the adjusted means and sigmas (physical units): the simulations and the
+    true images resampled ``repeats`` times."""
+    rng, boot = np.random.default_rng(seed), []
+    for _ in range(repeats):
+        i, j = rng.integers(0, len(u_sim), len(u_sim)), rng.integers(0, len(r_true), len(r_true))
+        m_b, s_b = adjust(u_sim[i], r_sim[i], r_true[j])
+        boot.append(np.r_[m_b * half, np.sqrt(np.diag(s_b)) * half])
+    boot = np.array(boot)
+    P = u_sim.shape[1]
+    return boot[:, :P].std(0), boot[:, P:].std(0)
+
+
+def noise_share(u_sim: np.ndarray, r_sim: np.ndarray, r_true: np.ndarray) -> np.ndarray:
+    """The readouts' noise about their linear model, as a share of the true readouts' variance."""
+    X = np.column_stack([u_sim, np.ones(len(u_sim))])
+    resid = r_sim - X @ np.linalg.lstsq(X, r_sim, rcond=None)[0]
+    return resid.var(0) / r_true.var(0)
+
+
 def bar(names, mean, std, truth) -> str:
     cells, ok = [], True
     for j, n in enumerate(names):
@@ -102,29 +124,19 @@ def main() -> None:
     phys = lo + (np.clip(moved, -1, 1) + 1) * half
     print("  moved:     ", bar(names, phys.mean(0), phys.std(0, ddof=1), truth))
     # how noisy the adjustment is: resample the simulations and the true images
-    rng, boot = np.random.default_rng(args.seed), []
-    for _ in range(args.boot):
-        i, j = rng.integers(0, len(u_sim), len(u_sim)), rng.integers(0, len(r_true), len(r_true))
-        m_b, s_b = adjust(u_sim[i], r_sim[i], r_true[j])
-        boot.append(np.r_[(m_b - mu_u) * half, np.sqrt(np.diag(s_b)) * half])
-    boot, sigma = np.array(boot), np.array([truth[n]["true_std"] for n in names])
-    P = len(names)
+    se_mean, se_sd = bootstrap_errors(u_sim, r_sim, r_true, half, seed=args.seed, repeats=args.boot)
+    sigma = np.array([truth[n]["true_std"] for n in names])
     print(
         "  bootstrap s.e. of the adjusted mean / sigma_true:",
-        ", ".join(f"{n} {v:.3f}" for n, v in zip(names, boot[:, :P].std(0) / sigma, strict=True)),
+        ", ".join(f"{n} {v:.3f}" for n, v in zip(names, se_mean / sigma, strict=True)),
     )
     print(
         "  bootstrap s.e. of the adjusted sigma ratio:      ",
-        ", ".join(f"{n} {v:.3f}" for n, v in zip(names, boot[:, P:].std(0) / sigma, strict=True)),
-    )
-    resid = (
-        r_sim
-        - np.column_stack([u_sim, np.ones(len(u_sim))])
-        @ np.linalg.lstsq(np.column_stack([u_sim, np.ones(len(u_sim))]), r_sim, rcond=None)[0]
+        ", ".join(f"{n} {v:.3f}" for n, v in zip(names, se_sd / sigma, strict=True)),
     )
     print(
         "  readout noise share of the true readouts' variance:",
-        ", ".join(f"{n} {v:.2f}" for n, v in zip(names, resid.var(0) / r_true.var(0), strict=True)),
+        ", ".join(f"{n} {v:.2f}" for n, v in zip(names, noise_share(u_sim, r_sim, r_true), strict=True)),
     )
 
 
