@@ -363,6 +363,10 @@ class CalibrateConfig(CostlySimulator, Architectures, RunOptions):
     first_bank: Annotated[float, Flag(SIMULATIONS)] = Field(
         default=0.6, gt=0, le=1, description="The first bank's share of the --budget (the rest: the rounds)."
     )
+    likelihood_fit: Annotated[bool, Flag(SIMULATIONS)] = Field(
+        default=True,
+        description="In rounds: refine the best match by the emulator's likelihood, if the images are faint.",
+    )
     out: Annotated[Path, Flag(OUTPUT, short="-o")] = Field(
         description="Run folder (default: calibrate-SIMULATOR)."
     )

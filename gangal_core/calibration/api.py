@@ -157,6 +157,7 @@ def calibrate(
     bank_parameters: str | Path | None = None,
     rounds: int | None = None,
     first_bank: float = 0.6,
+    likelihood_fit: bool = True,
     validation: float = 0.1,
 ) -> CalibrationResult:
     """Find the parameter distribution that best matches ``true_images``, as ``gangal calibrate`` does.
@@ -212,6 +213,10 @@ def calibrate(
         budget and a simulator gangal can call, else 0).
     first_bank : float, optional
         The first bank's share of the budget the predictive check leaves (default 0.6).
+    likelihood_fit : bool, optional
+        In rounds, refine the best match by the emulator's likelihood, corrected by the
+        predictive check's simulations, where the images are faint enough for the fit to be
+        trusted (default True; :mod:`gangal_core.calibration.likelihood`).
     validation : float, optional
         The share of the simulations held out to measure the emulator on (default 0.1).
 
@@ -250,7 +255,8 @@ def calibrate(
                              source=true_source)  # fmt: skip
         if costly_run_asked(budget, bank, sim):
             costly = {"budget": budget, "bank": bank, "bank_parameters": bank_parameters, "rounds": rounds,
-                      "first_bank": first_bank, "predictive_check": predictive_check}  # fmt: skip
+                      "first_bank": first_bank, "predictive_check": predictive_check,
+                      "likelihood_fit": likelihood_fit}  # fmt: skip
             trained = _costly_training(emulator, sim, true, folder, pretraining, training, costly, timing)
         else:
             trained = _standard_training(emulator, sim, true, folder, pretraining, training, timing, plots)

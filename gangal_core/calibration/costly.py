@@ -13,6 +13,7 @@ For a simulator gangal cannot call, the predictive check is done in two steps: t
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,8 @@ from gangal_core.simulation.spec import callable_simulator
 
 from .budget import BudgetPlan, plan_budget, plan_for_bank
 from .emulator import TrainedEmulator
-from .predictive import MIN_IMAGES, PREDICTIVE_IMAGES, PredictiveCheck, check_best_match
+from .likelihood import likelihood_refinement
+from .predictive import MIN_IMAGES, PREDICTIVE_IMAGES, PredictiveCheck, check_best_match, predictive_check
 from .result import CalibrationResult
 from .rounds import PRETRAIN_IN_ROUNDS, PRETRAIN_ITERATIONS, ROUNDS, calibrate_in_rounds
 
@@ -59,6 +61,9 @@ class CostlyRun:
         How the budget was split.
     record : dict
         ``calibration.json``'s account of the simulations (updated by the predictive check).
+    check_images : torch.Tensor, optional
+        Images already simulated at the best match for the predictive check (by the
+        likelihood refinement, :mod:`.likelihood`).
     """
 
     simulator: MeteredSimulator
@@ -66,6 +71,7 @@ class CostlyRun:
     emulator: TrainedEmulator
     plan: BudgetPlan
     record: dict[str, Any]
+    check_images: torch.Tensor | None = None
 
 
 def calibrate_costly(
@@ -81,11 +87,14 @@ def calibrate_costly(
     rounds: int | None,
     first_bank: float,
     predictive_check: bool,
+    likelihood_fit: bool = True,
 ) -> CostlyRun:
     """Calibrate within ``budget`` simulator images, from ``bank`` and/or new simulations in rounds.
 
     ``pretraining`` and ``training`` are :func:`gangal_core.calibrate`'s options of the two
-    phases; the discriminator always sees emulated images here.
+    phases; the discriminator always sees emulated images here.  With ``likelihood_fit``, a
+    run in rounds with a predictive check then refines its best match by the emulator's
+    likelihood (:func:`~.likelihood.likelihood_refinement`), with the check's simulations.
     """
     can_call = callable_simulator(simulator)
     rounds = (ROUNDS if budget is not None and can_call else 0) if rounds is None else rounds
@@ -116,7 +125,28 @@ def calibrate_costly(
         _save_emulator(run.emulator, folder / "emulator")
     bank_record = None if stored is None else {"source": stored.source, "n_images": len(stored)}
     record = {**meter.usage(), "simulation_plan": plan.to_dict(), "rounds": run.rounds, "bank": bank_record}
-    return CostlyRun(meter, run.calibration, run.emulator, plan, record)
+    costly = CostlyRun(meter, run.calibration, run.emulator, plan, record)
+    if likelihood_fit and rounds and plan.predictive >= MIN_IMAGES:
+        report = _reporter(meter, enabled=training["progress"])
+        _refine(costly, true_images, seed=training["seed"], report=report)
+    return costly
+
+
+def _refine(run: CostlyRun, true_images: torch.Tensor, *, seed: int, report: Any) -> None:
+    """The likelihood refinement of ``run``'s best match, its simulations kept for the check."""
+    n = min(int(true_images.shape[0]), run.plan.predictive)
+    samples = run.result.samples
+    refined = likelihood_refinement(run.simulator, run.emulator, true_images, samples, n, seed=seed)
+    run.record["likelihood_fit"] = refined.record
+    run.check_images = refined.simulated
+    if refined.samples is None:
+        report(f"likelihood fit not adopted: {refined.record['reason']}")
+        return
+    run.result = dataclasses.replace(run.result, samples=refined.samples, mean_err=refined.mean_err,
+                                     std_err=refined.std_err)  # fmt: skip
+    draws = refined.record["fit"]["effective_draws"]
+    report(f"likelihood fit adopted ({draws:.0f} effective draws per image); best-match "
+           "mean " + ", ".join(f"{v:.4g}" for v in run.result.mean))  # fmt: skip
 
 
 def _pretrain_iterations(pretraining: dict[str, Any], plan: BudgetPlan) -> int:
@@ -172,7 +202,10 @@ def costly_predictive_check(
             run.record["predictive_check_pending"] = {"parameters": BEST_MATCH_FILE, "n_images": n}
         return None
     check = None
-    if run.plan.predictive:
+    if run.check_images is not None:
+        if run.record["likelihood_fit"]["adopted"]:  # else they are not the best match's: no check
+            check = predictive_check(true_images, run.check_images, seed=seed)
+    elif run.plan.predictive:
         check = check_best_match(run.simulator, run.result.samples, true_images, seed=seed,
                                  limit=run.plan.predictive)  # fmt: skip
     run.record.update(run.simulator.usage())

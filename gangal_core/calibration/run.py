@@ -49,6 +49,7 @@ FLAGS = {
     "bank_parameters": "--bank-parameters",
     "rounds": "--rounds",
     "first_bank": "--first-bank",
+    "likelihood_fit": "--likelihood-fit",
     "validation": "--validation",
 }
 
@@ -118,7 +119,7 @@ def run_calibrate(
             precision=cfg.precision, progress=_progress(cfg, progress),
             options=json.loads(cfg.model_dump_json()),
             true_source=None if cfg.true_data else "reference truth" + (" with --truth" if cfg.truth else ""),
-            rounds=cfg.rounds, first_bank=cfg.first_bank, **_costly(cfg),
+            rounds=cfg.rounds, first_bank=cfg.first_bank, likelihood_fit=cfg.likelihood_fit, **_costly(cfg),
         )  # fmt: skip
     if not distributed.current().is_main:  # under torchrun only rank 0 writes and prints
         return {}
