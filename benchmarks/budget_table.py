@@ -5,6 +5,9 @@
 Per run: wall time, the simulator's images (by gangal's count), and per parameter
 ``|dmu|/sigma`` and ``sigma ratio`` against the population truth the true images were drawn
 from; PASS when every parameter is within the Tables' bar (``RECOVERY_BAR``: 0.15 and 0.75-1.35).
+The last column says what the likelihood fit did (``calibration.json``'s ``likelihood_fit``):
+"adopted" with the generator's own best match (the last round's) against the bar, "skipped"
+with the screen's effective draws per image, or "-" when the run had none.
 """
 
 from __future__ import annotations
@@ -25,14 +28,28 @@ def row(folder: Path) -> str:
     made = doc.get("simulator_images")  # absent from a run without a budget: it simulates freely
     images = "unbudgeted" if made is None else f"{made:,}"
     return (f"| {folder.name} | {doc['seconds']:.0f} s | {images} | {cells} | "
-            f"{'-' if auc is None else f'{auc:.3f}'} | {verdict} |")
+            f"{'-' if auc is None else f'{auc:.3f}'} | {verdict} | {_likelihood_fit(doc)} |")
+
+
+def _likelihood_fit(doc: dict) -> str:
+    fit = doc.get("likelihood_fit")
+    if fit is None:
+        return "-"
+    if not fit["adopted"]:
+        return f"skipped ({fit['screen_effective_draws']:.0f} draws)" if "fit" not in fit else "not adopted"
+    last = doc["rounds"][-1]  # the generator's best match, before the fit
+    before = {**doc, "parameters": {name: {**entry, "mean": m, "std": s} for (name, entry), m, s
+                                    in zip(doc["parameters"].items(), last["mean"], last["std"], strict=True)}}
+    worst = max(v["dmu_over_sigma"] for v in recovery(before).values())
+    return f"adopted (generator: {'PASS' if within_bar(before) else 'fail'}, worst mean {worst:.3f})"
 
 
 def main(folders: list[str]) -> None:
     paths = [Path(f) for f in folders] or sorted(Path("benchmarks/out/budget").glob("*/"))
     print(f"bar: |dmu|/sigma <= {RECOVERY_BAR.mean_tol}, sigma ratio in {RECOVERY_BAR.ratio}\n")
-    print("| run | wall | simulator images | parameter |dmu|/sigma / sigma ratio | predictive AUC | bar |")
-    print("| --- | ---: | ---: | --- | ---: | --- |")
+    print("| run | wall | simulator images | parameter |dmu|/sigma / sigma ratio | predictive AUC | bar "
+          "| likelihood fit |")
+    print("| --- | ---: | ---: | --- | ---: | --- | --- |")
     for folder in paths:
         if (folder / "calibration.json").exists():
             print(row(folder))
