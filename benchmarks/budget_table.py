@@ -38,8 +38,8 @@ def _likelihood_fit(doc: dict) -> str:
     if not fit["adopted"]:
         return f"skipped ({fit['screen_effective_draws']:.0f} draws)" if "fit" not in fit else "not adopted"
     last = doc["rounds"][-1]  # the generator's best match, before the fit
-    before = {**doc, "parameters": {name: {**entry, "mean": m, "std": s} for (name, entry), m, s
-                                    in zip(doc["parameters"].items(), last["mean"], last["std"], strict=True)}}
+    pairs = zip(doc["parameters"].items(), last["mean"], last["std"], strict=True)
+    before = {**doc, "parameters": {name: {**entry, "mean": m, "std": s} for (name, entry), m, s in pairs}}
     worst = max(v["dmu_over_sigma"] for v in recovery(before).values())
     return f"adopted (generator: {'PASS' if within_bar(before) else 'fail'}, worst mean {worst:.3f})"
 
