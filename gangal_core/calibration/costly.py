@@ -62,8 +62,8 @@ class CostlyRun:
     record : dict
         ``calibration.json``'s account of the simulations (updated by the predictive check).
     check_images : torch.Tensor, optional
-        Images already simulated at the best match for the predictive check (by the
-        likelihood refinement, :mod:`.likelihood`).
+        Images the likelihood refinement (:mod:`.likelihood`) simulated from its fit before
+        the correction, which the predictive check then uses instead of simulating again.
     """
 
     simulator: MeteredSimulator

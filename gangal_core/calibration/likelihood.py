@@ -67,7 +67,7 @@ class PopulationFit:
     mean, std : numpy.ndarray
         ``(P,)`` the population's mean and spread, physical units.
     mean_err, std_err : numpy.ndarray
-        ``(P,)`` their standard errors (inverse Hessian of the log-likelihood).
+        ``(P,)`` their standard errors (the inverse of the outer product of the images' scores).
     effective_draws : float
         The median over images of the importance sampling's effective sample size.
     seconds : float
