@@ -341,18 +341,12 @@ def likelihood_refinement(
     record: dict[str, Any] = {"generator": {"mean": centre.tolist(), "std": spread.tolist()},
                               "screen_effective_draws": screen, "adopted": False}  # fmt: skip
     if screen < MIN_EFFECTIVE_DRAWS:
-        record["reason"] = (
-            f"about {screen:.0f} effective draws per image at the best match, fewer than "
-            f"{MIN_EFFECTIVE_DRAWS}: each image pins its parameters down too sharply"
-        )
+        record["reason"] = _too_sharp(f"about {screen:.0f}", " at the best match")
         return Refinement(record=record)
     fit, shared = fit_population(emulator, true_images, centre, spread, seed=seed, draws=draws)
     record["fit"] = _fit_record(fit)
     if not fit.trusted():
-        record["reason"] = (
-            f"{fit.effective_draws:.0f} effective draws per image, fewer than {MIN_EFFECTIVE_DRAWS}: "
-            "each image pins its parameters down too sharply"
-        )
+        record["reason"] = _too_sharp(f"{fit.effective_draws:.0f}", "")
         return Refinement(record=record)
     moved = _moved(samples, fit.mean, fit.std, emulator)
     gen = torch.Generator().manual_seed(seed + 32452843)
@@ -376,13 +370,17 @@ def likelihood_refinement(
     )
 
 
+def _too_sharp(found: str, where: str) -> str:
+    return (f"{found} effective draws per image{where}, fewer than {MIN_EFFECTIVE_DRAWS}: each image "
+            "pins its parameters down too sharply")  # fmt: skip
+
+
 def _moved(samples: np.ndarray, mean: np.ndarray, std: np.ndarray, emulator: TrainedEmulator) -> np.ndarray:
     """``samples`` shifted and scaled to ``mean`` and ``std`` per parameter, kept in the declared ranges."""
     centre, spread = samples.mean(0), samples.std(0, ddof=1)
     scale = np.divide(std, spread, out=np.ones_like(spread), where=spread > 0)
     moved = mean + (samples - centre) * scale
-    low = np.array([p["low"] for p in emulator.parameters])
-    high = np.array([p["high"] for p in emulator.parameters])
+    low, high = (b.double().numpy() for b in emulator._bounds())
     return np.clip(moved, low, high).astype(samples.dtype)
 
 
