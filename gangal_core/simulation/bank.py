@@ -255,5 +255,34 @@ def simulate_bank(
     from .engine import run_simulation
 
     values = None if params is None else params.numpy()
-    run_simulation(simulator, n=n, out=folder, seed=seed, params=values, chunk_size=256, shard_size=1024)
+    spent = getattr(simulator, "seconds", 0.0)
+    summary = run_simulation(simulator, n=n, out=folder, seed=seed, params=values, chunk_size=256,
+                             shard_size=1024)  # fmt: skip
+    _account(simulator, Path(folder), summary.written, summary.skipped or 0, spent)
     return load_bank(folder, simulator)
+
+
+def _account(simulator: Simulator, folder: Path, written: int, reused: int, spent_before: float) -> None:
+    """Keep a bank folder's simulator cost beside it, and count a resumed bank's stored images.
+
+    A run resumed after a kill reads back the shards an earlier process made: a metered
+    simulator (:class:`~gangal_core.simulation.budget.MeteredSimulator`) counts them against
+    its budget and in ``simulator_images``, with the seconds the ledger
+    ``<folder>.usage.json`` recorded when the bank was finished.  Shards of a bank the kill
+    interrupted are timed at the rate of the images made in this call.
+    """
+    from gangal_core.io.atomic import atomic_write_json
+
+    ledger = folder.with_name(folder.name + ".usage.json")
+    made = getattr(simulator, "seconds", 0.0) - spent_before
+    seconds = made
+    if reused:
+        try:
+            stored = float(json.loads(ledger.read_text())["simulator_seconds"]) if not written else None
+        except (OSError, ValueError, KeyError, TypeError):
+            stored = None
+        earlier = stored if stored is not None else (reused * made / written if written else 0.0)
+        if hasattr(simulator, "count_stored"):
+            simulator.count_stored(reused, seconds=earlier)
+        seconds += earlier
+    atomic_write_json(ledger, {"simulator_images": written + reused, "simulator_seconds": round(seconds, 3)})

@@ -56,9 +56,11 @@ class MeteredSimulator(Simulator):
     Attributes
     ----------
     images : int
-        Images made so far.
+        Images made so far (with those of a resumed run's stored banks).
     seconds : float
         Wall time spent inside the simulator so far.
+    reused : int
+        Of ``images``, those an earlier process of a resumed run made (:meth:`count_stored`).
     """
 
     def __init__(self, simulator: Simulator, *, limit: int | None = None) -> None:
@@ -68,6 +70,7 @@ class MeteredSimulator(Simulator):
         self.limit = None if limit is None else int(limit)
         self.images = 0
         self.seconds = 0.0
+        self.reused = 0
         self._lock = threading.Lock()  # gangal simulate calls from a thread pool
 
     @property
@@ -94,6 +97,22 @@ class MeteredSimulator(Simulator):
         finally:
             with self._lock:
                 self.seconds += time.perf_counter() - start
+
+    def count_stored(self, images: int, *, seconds: float) -> None:
+        """Count ``images`` an earlier process of the same run made (a resumed bank) and their ``seconds``.
+
+        They count against the limit as if made here, so a resumed run reports and spends what
+        the whole run did.
+        """
+        with self._lock:
+            if self.limit is not None and self.images + images > self.limit:
+                raise BudgetExceeded(
+                    f"the run's stored simulations ({images:,} images) and the {self.images:,} made since "
+                    f"pass the simulation budget of {self.limit:,}."
+                )
+            self.images += int(images)
+            self.seconds += float(seconds)
+            self.reused += int(images)
 
     def usage(self) -> dict[str, float | int | None]:
         """``{"simulator_images", "simulator_seconds", "budget"}`` for JSON and metadata."""

@@ -83,12 +83,19 @@ def test_a_resumed_budget_run_simulates_nothing_twice(counting, tmp_path: Path) 
     args = ("calibrate", "-s", simulator, "--budget", 1500, *TINY, "--out", tmp_path / "run")
     assert _run(*args).exit_code == 0
     first = _made(count)
+    before = json.loads((tmp_path / "run" / "calibration.json").read_text())
     (tmp_path / "run" / "calibration.json").unlink()  # as if killed before the end
     result = _run(*args, "--resume")
     assert result.exit_code == 0, result.output
     doc = json.loads((tmp_path / "run" / "calibration.json").read_text())
     # the banks are read back; only the true set and the predictive check are made again
     assert _made(count) - first == 300 + doc["simulation_plan"]["predictive"]
+    # and the record still counts the whole run's simulations, the stored banks' with their seconds
+    assert doc["simulator_images"] == before["simulator_images"] == 1500
+    assert doc["simulator_seconds"] >= 0.5 * before["simulator_seconds"] > 0
+    ledgers = sorted((tmp_path / "run" / "simulations").glob("round-*.usage.json"))
+    assert sum(json.loads(f.read_text())["simulator_images"] for f in ledgers) == 1500 - doc["simulation_plan"][
+        "predictive"]
 
 
 def test_pretrain_within_a_budget_keeps_its_bank(counting, tmp_path: Path) -> None:
