@@ -168,3 +168,14 @@ def test_too_few_or_mismatched_images_are_named(circle_sets) -> None:
         predictive_check(a[:10], b[:10])
     with pytest.raises(ValueError, match="same C, H, W"):
         predictive_check(a, b[:, :, :20])
+
+
+def test_midranks_are_scipys_average_ranks() -> None:
+    from scipy.stats import rankdata
+
+    from gangal_core.calibration.predictive import _midranks
+
+    rng = np.random.default_rng(3)
+    for size, levels in ((1, 1), (7, 2), (300, 20), (500, 10**6)):
+        values = rng.integers(0, levels, size).astype(float)  # ties, few levels to none
+        assert np.array_equal(_midranks(values), rankdata(values))
