@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +13,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from gangal_core.calibration import load_emulator
+from gangal_core.calibration import costly, load_emulator
+from gangal_core.calibration.likelihood import likelihood_refinement
 from gangal_core.calibration.rounds import BURN_IN_ROUNDS, ROUNDS
 from gangal_core.cli import app
 from gangal_core.training import load_checkpoint
@@ -52,11 +55,32 @@ def _made(count: Path) -> int:
     return sum(int(line) for line in count.read_text().split()) if count.exists() else 0
 
 
-def test_a_budget_is_never_passed_by_the_simulators_own_count(counting, tmp_path: Path) -> None:
-    simulator, count = counting
-    result = _run("calibrate", "-s", simulator, "--budget", 1500, *TINY, "--out", tmp_path / "run")
+@pytest.fixture(autouse=True)
+def _fewer_likelihood_draws(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tiny runs: the likelihood fit after the rounds with 4,000 shared draws, not 30,000
+    (its own tests, tests/calibration/test_likelihood_fit.py, check it in full)."""
+    monkeypatch.setattr(costly, "likelihood_refinement", functools.partial(likelihood_refinement, draws=4000))
+
+
+@pytest.fixture(scope="module")
+def budget_run(tmp_path_factory: pytest.TempPathFactory):
+    """One run in rounds within a budget of 1,500, by a simulator counting its own images:
+    ``(simulator, count file, run folder, CLI result)``, shared by the tests that read it."""
+    folder = tmp_path_factory.mktemp("budget")
+    (folder / "counting.py").write_text(COUNTING)
+    count, simulator = folder / "count.txt", f"{folder / 'counting.py'}:CountingCircle"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("COUNT_FILE", str(count))
+        patch.setattr(costly, "likelihood_refinement", functools.partial(likelihood_refinement, draws=4000))
+        result = _run("calibrate", "-s", simulator, "--budget", 1500, *TINY, "--out", folder / "run")
+    return simulator, count, folder / "run", result
+
+
+@pytest.mark.slow
+def test_a_budget_is_never_passed_by_the_simulators_own_count(budget_run) -> None:
+    _, count, run, result = budget_run
     assert result.exit_code == 0, result.output
-    doc = json.loads((tmp_path / "run" / "calibration.json").read_text())
+    doc = json.loads((run / "calibration.json").read_text())
     made = _made(count) - 300  # the true set drawn from the reference truth stands for data: not counted
     assert made <= 1500 and doc["simulator_images"] == made == 1500
     assert doc["budget"] == 1500 and doc["simulator_seconds"] > 0
@@ -64,38 +88,41 @@ def test_a_budget_is_never_passed_by_the_simulators_own_count(counting, tmp_path
     assert plan["first_bank"] + sum(plan["rounds"]) + plan["predictive"] == 1500
     assert len(doc["rounds"]) == 1 + ROUNDS == 4  # the first bank's stage, then the default rounds
     assert doc["predictive_check"]["n_test"] == plan["predictive"] // 2
-    emulator = load_emulator(tmp_path / "run" / "emulator")
+    emulator = load_emulator(run / "emulator")
     assert emulator.info["simulator_images"] == 1500 - plan["predictive"]
     assert "Simulator: 1,500 images of a budget of 1,500" in result.output
     # each stage's losses in a file named after its checkpoint: checkpoint-calibrate-2 -> metrics-calibrate-2
-    checkpoints = sorted(tmp_path.glob("run/**/checkpoint*.safetensors"))
+    checkpoints = sorted(run.glob("**/checkpoint*.safetensors"))
     assert "checkpoint-calibrate-2.safetensors" in [c.name for c in checkpoints]
     for checkpoint in checkpoints:
         assert checkpoint.with_name(checkpoint.stem.replace("checkpoint", "metrics") + ".csv").exists()
     # the best match mixes the generator's snapshots of every anchored round after the burn-in
-    taken = [len(load_checkpoint(tmp_path / "run" / f"checkpoint-calibrate-{k}.safetensors")
+    taken = [len(load_checkpoint(run / f"checkpoint-calibrate-{k}.safetensors")
                  ["state"]["extra"]["snapshots"]) for k in range(1, 1 + ROUNDS)]  # fmt: skip
     assert BURN_IN_ROUNDS == 1 and taken[0] == taken[1] > 0 and taken[2] == 2 * taken[0]
 
 
-def test_a_resumed_budget_run_simulates_nothing_twice(counting, tmp_path: Path) -> None:
-    simulator, count = counting
-    args = ("calibrate", "-s", simulator, "--budget", 1500, *TINY, "--out", tmp_path / "run")
-    assert _run(*args).exit_code == 0
-    first = _made(count)
-    before = json.loads((tmp_path / "run" / "calibration.json").read_text())
-    (tmp_path / "run" / "calibration.json").unlink()  # as if killed before the end
-    result = _run(*args, "--resume")
+@pytest.mark.slow
+def test_a_resumed_budget_run_simulates_nothing_twice(budget_run, tmp_path: Path, monkeypatch) -> None:
+    simulator, _, finished, first = budget_run
+    assert first.exit_code == 0, first.output
+    run = tmp_path / "run"
+    shutil.copytree(finished, run)
+    before = json.loads((run / "calibration.json").read_text())
+    (run / "calibration.json").unlink()  # as if killed before the end
+    count = tmp_path / "count.txt"
+    monkeypatch.setenv("COUNT_FILE", str(count))
+    result = _run("calibrate", "-s", simulator, "--budget", 1500, *TINY, "--out", run, "--resume")
     assert result.exit_code == 0, result.output
-    doc = json.loads((tmp_path / "run" / "calibration.json").read_text())
+    doc = json.loads((run / "calibration.json").read_text())
     # the banks are read back; only the true set and the predictive check are made again
-    assert _made(count) - first == 300 + doc["simulation_plan"]["predictive"]
+    assert _made(count) == 300 + doc["simulation_plan"]["predictive"]
     # and the record still counts the whole run's simulations, the stored banks' with their seconds
     assert doc["simulator_images"] == before["simulator_images"] == 1500
     assert doc["simulator_seconds"] >= 0.5 * before["simulator_seconds"] > 0
-    ledgers = sorted((tmp_path / "run" / "simulations").glob("round-*.usage.json"))
-    assert sum(json.loads(f.read_text())["simulator_images"] for f in ledgers) == 1500 - doc["simulation_plan"][
-        "predictive"]
+    ledgers = sorted((run / "simulations").glob("round-*.usage.json"))
+    banked = sum(json.loads(f.read_text())["simulator_images"] for f in ledgers)
+    assert banked == 1500 - doc["simulation_plan"]["predictive"]
 
 
 def test_pretrain_within_a_budget_keeps_its_bank(counting, tmp_path: Path) -> None:

@@ -27,7 +27,7 @@ from gangal_core.runtime.distributed import SIMULATION_BLOCK, Shard
 from tests.background import BackgroundRun, finish, start
 
 ARGS = [
-    "calibrate", "--simulator", "circle", "--pretrain-iterations", "60", "--iterations", "60",
+    "calibrate", "--simulator", "circle", "--pretrain-iterations", "40", "--iterations", "40",
     "--batch-size", "64", "--n-true", "256", "--n-samples", "200", "--checkpoint-every", "20",
     "--no-progress",
 ]  # fmt: skip
