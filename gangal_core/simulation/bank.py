@@ -277,12 +277,16 @@ def _account(simulator: Simulator, folder: Path, written: int, reused: int, spen
     made = getattr(simulator, "seconds", 0.0) - spent_before
     seconds = made
     if reused:
-        try:
-            stored = float(json.loads(ledger.read_text())["simulator_seconds"]) if not written else None
-        except (OSError, ValueError, KeyError, TypeError):
-            stored = None
-        earlier = stored if stored is not None else (reused * made / written if written else 0.0)
+        earlier = reused * made / written if written else _ledger_seconds(ledger)
         if hasattr(simulator, "count_stored"):
             simulator.count_stored(reused, seconds=earlier)
         seconds += earlier
     atomic_write_json(ledger, {"simulator_images": written + reused, "simulator_seconds": round(seconds, 3)})
+
+
+def _ledger_seconds(ledger: Path) -> float:
+    """The simulator seconds a finished bank's ledger recorded (0 without a readable one)."""
+    try:
+        return float(json.loads(ledger.read_text())["simulator_seconds"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0.0
