@@ -6,8 +6,10 @@ Per run: wall time, the simulator's images (by gangal's count), and per paramete
 ``|dmu|/sigma`` and ``sigma ratio`` against the population truth the true images were drawn
 from; PASS when every parameter is within the Tables' bar (``RECOVERY_BAR``: 0.15 and 0.75-1.35).
 The last column says what the likelihood fit did (``calibration.json``'s ``likelihood_fit``):
-"adopted" with the generator's own best match (the last round's) against the bar, "skipped"
-with the screen's effective draws per image, or "-" when the run had none.
+"adopted" (for which parameters, when the per-image fit took only some) with the generator's
+own best match (the last round's) against the bar, "not adopted" with the reason, "skipped"
+with the screen's effective draws per image (runs before the per-image fit), or "-" when the
+run had none.
 """
 
 from __future__ import annotations
@@ -37,11 +39,13 @@ def _likelihood_fit(doc: dict) -> str:
         return "-"
     if not fit["adopted"]:
         return f"skipped ({fit['screen_effective_draws']:.0f} draws)" if "fit" not in fit else "not adopted"
+    which = fit.get("adopted_parameters")
+    how = "adopted" if which is None else f"per image, adopted for {', '.join(which)}"
     last = doc["rounds"][-1]  # the generator's best match, before the fit
     pairs = zip(doc["parameters"].items(), last["mean"], last["std"], strict=True)
     before = {**doc, "parameters": {name: {**entry, "mean": m, "std": s} for (name, entry), m, s in pairs}}
     worst = max(v["dmu_over_sigma"] for v in recovery(before).values())
-    return f"adopted (generator: {'PASS' if within_bar(before) else 'fail'}, worst mean {worst:.3f})"
+    return f"{how} (generator: {'PASS' if within_bar(before) else 'fail'}, worst mean {worst:.3f})"
 
 
 def main(folders: list[str]) -> None:

@@ -142,11 +142,22 @@ def _refine(run: CostlyRun, true_images: torch.Tensor, *, seed: int, report: Any
     if refined.samples is None:
         report(f"likelihood fit not adopted: {refined.record['reason']}")
         return
-    run.result = dataclasses.replace(run.result, samples=refined.samples, mean_err=refined.mean_err,
-                                     std_err=refined.std_err)  # fmt: skip
+    # a parameter the per-image fit left to the generator keeps the generator's errors
+    mean_err = _filled(refined.mean_err, run.result.mean_err)
+    std_err = _filled(refined.std_err, run.result.std_err)
+    run.result = dataclasses.replace(run.result, samples=refined.samples, mean_err=mean_err, std_err=std_err)
     draws = refined.record["fit"]["effective_draws"]
-    report(f"likelihood fit adopted ({draws:.0f} effective draws per image); best-match "
+    which = refined.record.get("adopted_parameters")
+    which = f" for {', '.join(which)}" if which is not None else ""
+    report(f"likelihood fit adopted{which} ({draws:.0f} effective draws per image); best-match "
            "mean " + ", ".join(f"{v:.4g}" for v in run.result.mean))  # fmt: skip
+
+
+def _filled(errors: np.ndarray, fallback: np.ndarray | None) -> np.ndarray | None:
+    """``errors`` with its gaps (NaN) filled from ``fallback``; None where a gap has none."""
+    if not np.isnan(errors).any():
+        return errors
+    return None if fallback is None else np.where(np.isnan(errors), fallback, errors)
 
 
 def _pretrain_iterations(pretraining: dict[str, Any], plan: BudgetPlan) -> int:
@@ -203,7 +214,9 @@ def costly_predictive_check(
         return None
     check = None
     if run.check_images is not None:
-        if run.record["likelihood_fit"]["adopted"]:  # else they are not the best match's: no check
+        fit = run.record["likelihood_fit"]
+        # simulated from a fit that was not adopted, they are not the best match's: no check
+        if fit["adopted"] or fit["simulated_from"] == "the generator's best match":
             check = predictive_check(true_images, run.check_images, seed=seed)
     elif run.plan.predictive:
         check = check_best_match(run.simulator, run.result.samples, true_images, seed=seed,
