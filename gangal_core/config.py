@@ -365,7 +365,7 @@ class CalibrateConfig(CostlySimulator, Architectures, RunOptions):
     )
     likelihood_fit: Annotated[bool, Flag(SIMULATIONS)] = Field(
         default=True,
-        description="In rounds: refine the best match by the emulator's likelihood, if the images are faint.",
+        description="In rounds: refine the best match by the emulator's likelihood, where it can be trusted.",
     )
     out: Annotated[Path, Flag(OUTPUT, short="-o")] = Field(
         description="Run folder (default: calibrate-SIMULATOR)."

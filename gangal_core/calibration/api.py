@@ -215,8 +215,10 @@ def calibrate(
         The first bank's share of the budget the predictive check leaves (default 0.6).
     likelihood_fit : bool, optional
         In rounds, refine the best match by the emulator's likelihood, corrected by the
-        predictive check's simulations, where the images are faint enough for the fit to be
-        trusted (default True; :mod:`gangal_core.calibration.likelihood`).
+        predictive check's simulations, where the fit can be trusted: with draws shared by all
+        images when they are faint, each image's own when they are sharp, and then only for
+        the parameters the emulator draws without bias (default True;
+        :mod:`gangal_core.calibration.likelihood`).
     validation : float, optional
         The share of the simulations held out to measure the emulator on (default 0.1).
 

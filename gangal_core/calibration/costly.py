@@ -139,6 +139,10 @@ def _refine(run: CostlyRun, true_images: torch.Tensor, *, seed: int, report: Any
     refined = likelihood_refinement(run.simulator, run.emulator, true_images, samples, n, seed=seed)
     run.record["likelihood_fit"] = refined.record
     run.check_images = refined.simulated
+    kept = _kept_by_generator(refined.record, run.result.names)
+    if kept:
+        report(f"the emulator is off on the population in {kept}: the best match there is the "
+               "generator's alone, which the likelihood cannot check")  # fmt: skip
     if refined.samples is None:
         report(f"likelihood fit not adopted: {refined.record['reason']}")
         return
@@ -151,6 +155,16 @@ def _refine(run: CostlyRun, true_images: torch.Tensor, *, seed: int, report: Any
     which = f" for {', '.join(which)}" if which is not None else ""
     report(f"likelihood fit adopted{which} ({draws:.0f} effective draws per image); best-match "
            "mean " + ", ".join(f"{v:.4g}" for v in run.result.mean))  # fmt: skip
+
+
+def _kept_by_generator(record: dict[str, Any], names: tuple[str, ...]) -> str:
+    """The parameters the per-image fit left to the generator, with the emulator's bias in spreads."""
+    bias = record.get("correction_in_spreads")
+    if bias is None:
+        return ""
+    adopted = record.get("adopted_parameters", [])
+    return ", ".join(f"{name} ({b:+.2f} of its spread)" for name, b in zip(names, bias, strict=True)
+                     if name not in adopted)  # fmt: skip
 
 
 def _filled(errors: np.ndarray, fallback: np.ndarray | None) -> np.ndarray | None:

@@ -102,6 +102,12 @@ def test_sharp_images_are_fitted_image_by_image() -> None:
     assert np.all(fit.mean_err < 1.5 * drawn_std / np.sqrt(800))
 
 
+def _sharp_simulator() -> LinearSimulator:
+    sim = LinearSimulator()
+    sim.NOISE = 0.01
+    return sim
+
+
 def test_sharp_images_keep_the_generator_where_the_emulator_is_off() -> None:
     """Parameter ``a`` drawn right, ``c`` 25% too faint: the fit is taken for ``a`` only."""
     params, images = _true_set(MEAN, STD, 800, seed=8, noise=0.01)
@@ -109,7 +115,7 @@ def test_sharp_images_keep_the_generator_where_the_emulator_is_off() -> None:
     rng = np.random.default_rng(9)
     samples = np.array([0.2, -0.15]) + np.array([0.25, 0.12]) * rng.standard_normal((4000, 2))
     samples = samples.astype(np.float32)
-    refined = likelihood_refinement(LinearSimulator(), emulator, images, samples, 600, seed=3)
+    refined = likelihood_refinement(_sharp_simulator(), emulator, images, samples, 600, seed=3)
     record = refined.record
     assert record["method"] == "per image" and record["adopted"], record
     assert record["adopted_parameters"] == ["a"], record
@@ -168,3 +174,23 @@ def test_a_run_in_rounds_adopts_the_fit_and_checks_it_with_the_same_simulations(
     assert run.result.std[0] < 0.7 * samples.std(0)[0]  # the generator's too-wide spread was taken in
     check = costly_predictive_check(run, images, None, seed=0)
     assert check is not None and check.n_test == 200 and meter.images == 400  # nothing simulated again
+
+
+def test_a_run_says_which_parameters_rest_on_the_generator_alone() -> None:
+    from gangal_core.calibration.budget import BudgetPlan
+    from gangal_core.calibration.costly import CostlyRun, _refine
+    from gangal_core.calibration.result import CalibrationResult
+    from gangal_core.simulation.budget import metered
+
+    _, images = _true_set(MEAN, STD, 600, seed=10, noise=0.01)
+    meter = metered(_sharp_simulator(), limit=400)
+    samples = np.array(MEAN) + np.array(STD) * np.random.default_rng(11).standard_normal((3000, 2))
+    result = CalibrationResult(samples.astype(np.float32), ("a", "c"), generator=None, losses={}, seconds=0.0,
+                               mean_err=np.array([0.5, 0.25]), std_err=np.array([0.5, 0.25]))  # fmt: skip
+    run = CostlyRun(meter, result, _emulator(gain=[1.0, 0.8], noise=0.01), BudgetPlan(400, 0, (), 400), {})
+    lines: list[str] = []
+    _refine(run, images, seed=0, report=lines.append)
+    assert "off on the population in c (" in lines[0] and "adopted for a (" in lines[1], lines
+    # a's errors are the fit's; c keeps the generator's
+    assert run.result.mean_err[0] < 0.1 and run.result.mean_err[1] == 0.25 and run.result.std_err[1] == 0.25
+    assert meter.images == 400 and run.record["likelihood_fit"]["adopted_parameters"] == ["a"]
