@@ -194,3 +194,19 @@ def test_a_run_says_which_parameters_rest_on_the_generator_alone() -> None:
     # a's errors are the fit's; c keeps the generator's
     assert run.result.mean_err[0] < 0.1 and run.result.mean_err[1] == 0.25 and run.result.std_err[1] == 0.25
     assert meter.images == 400 and run.record["likelihood_fit"]["adopted_parameters"] == ["a"]
+
+
+def test_the_per_image_search_gives_the_same_answer_in_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    from gangal_core.calibration import likelihood
+
+    params, images = _true_set(MEAN, STD, 300, seed=12, noise=0.01)
+    emulator = _emulator(noise=0.01)
+    x, start = likelihood._normalised(emulator, images), torch.zeros(300, 2)
+    whole = likelihood._best_parameters(emulator, x, start, steps=150)
+    cov = likelihood._laplace_covariance(emulator, whole)
+    monkeypatch.setattr(likelihood, "_image_chunks", lambda n, pixels: torch.arange(n).split(64))
+    assert torch.allclose(likelihood._best_parameters(emulator, x, start, steps=150), whole, atol=1e-6)
+    assert torch.allclose(likelihood._laplace_covariance(emulator, whole), cov, rtol=1e-4)
+    # each image's maximum likelihood is its own parameters, to about the noise over the signal
+    assert (whole - params).abs().max() < 0.02
+    assert emulator.network.training  # the search leaves the network's mode as it found it
