@@ -30,7 +30,7 @@ from gangal_core.simulation.spec import callable_simulator
 
 from .budget import BudgetPlan, plan_budget, plan_for_bank
 from .emulator import TrainedEmulator
-from .likelihood import likelihood_refinement
+from .likelihood import FROM_BEST_MATCH, likelihood_refinement
 from .predictive import MIN_IMAGES, PREDICTIVE_IMAGES, PredictiveCheck, check_best_match, predictive_check
 from .result import CalibrationResult
 from .rounds import PRETRAIN_IN_ROUNDS, PRETRAIN_ITERATIONS, ROUNDS, calibrate_in_rounds
@@ -230,7 +230,7 @@ def costly_predictive_check(
     if run.check_images is not None:
         fit = run.record["likelihood_fit"]
         # simulated from a fit that was not adopted, they are not the best match's: no check
-        if fit["adopted"] or fit["simulated_from"] == "the generator's best match":
+        if fit["adopted"] or fit["simulated_from"] == FROM_BEST_MATCH:
             check = predictive_check(true_images, run.check_images, seed=seed)
     elif run.plan.predictive:
         check = check_best_match(run.simulator, run.result.samples, true_images, seed=seed,

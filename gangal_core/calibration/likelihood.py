@@ -45,6 +45,7 @@ from .emulator import TrainedEmulator
 
 __all__ = [
     "DRAWS",
+    "FROM_BEST_MATCH",
     "LOCAL_DRAWS",
     "MAX_CORRECTION",
     "MIN_EFFECTIVE_DRAWS",
@@ -81,6 +82,9 @@ MAX_CORRECTION = 0.1
 #: The log-likelihood of a draw outside the declared ranges (finite, so that an image whose
 #: draws all fall outside weighs them equally instead of making the fit NaN).
 OUTSIDE = -1e30
+#: ``simulated_from`` in the record of a fit whose simulations came from the generator's best
+#: match (the per-image fit): they serve the predictive check whether or not it was adopted.
+FROM_BEST_MATCH = "the generator's best match"
 
 
 @dataclass
@@ -540,7 +544,7 @@ def likelihood_refinement(
     record: dict[str, Any] = {"generator": {"mean": centre.tolist(), "std": spread.tolist()},
                               "screen_effective_draws": screen, "adopted": False}  # fmt: skip
     if screen < MIN_EFFECTIVE_DRAWS:
-        record.update(method="per image", simulated_from="the generator's best match")
+        record.update(method="per image", simulated_from=FROM_BEST_MATCH)
         return _refine_per_image(
             simulator, emulator, true_images, samples, n_simulations, seed=seed, record=record
         )

@@ -210,3 +210,24 @@ def test_the_per_image_search_gives_the_same_answer_in_chunks(monkeypatch: pytes
     # each image's maximum likelihood is its own parameters, to about the noise over the signal
     assert (whole - params).abs().max() < 0.02
     assert emulator.network.training  # the search leaves the network's mode as it found it
+
+
+def test_a_sharp_fit_taken_for_no_parameter_still_checks_the_best_match_with_its_simulations() -> None:
+    from gangal_core.calibration.budget import BudgetPlan
+    from gangal_core.calibration.costly import CostlyRun, _refine, costly_predictive_check
+    from gangal_core.calibration.result import CalibrationResult
+    from gangal_core.simulation.budget import metered
+
+    _, images = _true_set(MEAN, STD, 600, seed=13, noise=0.01)
+    meter = metered(_sharp_simulator(), limit=400)
+    samples = np.array(MEAN) + np.array(STD) * np.random.default_rng(14).standard_normal((3000, 2))
+    samples = samples.astype(np.float32)
+    result = CalibrationResult(samples, ("a", "c"), generator=None, losses={}, seconds=0.0)
+    run = CostlyRun(meter, result, _emulator(gain=[0.7, 0.7], noise=0.01), BudgetPlan(400, 0, (), 400), {})
+    _refine(run, images, seed=0, report=lambda line: None)
+    record = run.record["likelihood_fit"]
+    assert not record["adopted"] and record["adopted_parameters"] == [], record
+    assert "every parameter" in record["reason"]
+    assert np.array_equal(run.result.samples, samples)  # the generator's best match stands
+    check = costly_predictive_check(run, images, None, seed=0)
+    assert check is not None and meter.images == 400  # checked with the fit's simulations, none made again
