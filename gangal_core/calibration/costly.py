@@ -152,17 +152,20 @@ def _refine(run: CostlyRun, true_images: torch.Tensor, *, seed: int, report: Any
     run.result = dataclasses.replace(run.result, samples=refined.samples, mean_err=mean_err, std_err=std_err)
     draws = refined.record["fit"]["effective_draws"]
     which = refined.record.get("adopted_parameters")
-    which = f" for {', '.join(which)}" if which is not None else ""
-    report(f"likelihood fit adopted{which} ({draws:.0f} effective draws per image); best-match "
+    which = f" for {', '.join(which) or 'none'}" if which is not None else ""
+    read = refined.record.get("estimator_parameters")
+    read = f"; {', '.join(read)} read by the parameter estimator" if read else ""
+    report(f"likelihood fit adopted{which} ({draws:.0f} effective draws per image){read}; best-match "
            "mean " + ", ".join(f"{v:.4g}" for v in run.result.mean))  # fmt: skip
 
 
 def _kept_by_generator(record: dict[str, Any], names: tuple[str, ...]) -> str:
-    """The parameters the per-image fit left to the generator, with the emulator's bias in spreads."""
+    """The parameters the per-image fit and the estimator left to the generator, with the emulator's
+    bias in spreads."""
     bias = record.get("correction_in_spreads")
     if bias is None:
         return ""
-    adopted = record.get("adopted_parameters", [])
+    adopted = record.get("adopted_parameters", []) + record.get("estimator_parameters", [])
     return ", ".join(f"{name} ({b:+.2f} of its spread)" for name, b in zip(names, bias, strict=True)
                      if name not in adopted)  # fmt: skip
 

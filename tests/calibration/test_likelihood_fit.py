@@ -19,6 +19,7 @@ from gangal_core.calibration.likelihood import (
     MAX_CORRECTION,
     MIN_EFFECTIVE_DRAWS,
     MIN_LOCAL_EFFECTIVE_DRAWS,
+    estimator_calibration,
     fit_population,
     fit_population_per_image,
     likelihood_refinement,
@@ -161,7 +162,7 @@ def test_a_run_in_rounds_adopts_the_fit_and_checks_it_with_the_same_simulations(
 
     _, images = _true_set(MEAN, STD, 600, seed=6)
     meter = metered(LinearSimulator(), limit=400)
-    samples = (np.array(MEAN) + 2 * np.array(STD) * np.random.default_rng(7).standard_normal((3000, 2)))
+    samples = np.array(MEAN) + 2 * np.array(STD) * np.random.default_rng(7).standard_normal((3000, 2))
     result = CalibrationResult(samples.astype(np.float32), ("a", "c"), generator=None, losses={}, seconds=0.0)
     run = CostlyRun(meter, result, _emulator(), BudgetPlan(400, 0, (), 400), {})
     lines: list[str] = []
@@ -231,3 +232,109 @@ def test_a_sharp_fit_taken_for_no_parameter_still_checks_the_best_match_with_its
     assert np.array_equal(run.result.samples, samples)  # the generator's best match stands
     check = costly_predictive_check(run, images, None, seed=0)
     assert check is not None and meter.images == 400  # checked with the fit's simulations, none made again
+
+
+class LinearEstimator(torch.nn.Module):
+    """Reads the toy's parameters off its images by least squares, ``scale`` times, plus ``noise``."""
+
+    def __init__(self, *, scale: float = 1.0, noise: float = 0.0) -> None:
+        super().__init__()
+        self.scale, self.noise = scale, noise
+        self.weight = torch.nn.Parameter(torch.linalg.pinv(MAP))  # (16, 2)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        u = self.scale * (images.flatten(1) @ self.weight)
+        gen = torch.Generator().manual_seed(int(images.shape[0]))  # noise of its own, repeatable
+        return u + self.noise * torch.randn(u.shape, generator=gen)
+
+
+def _with_estimator(emulator: TrainedEmulator, estimator: torch.nn.Module) -> TrainedEmulator:
+    emulator.estimator = estimator
+    return emulator
+
+
+def _off_best_match(seed: int) -> np.ndarray:
+    samples = np.array([0.2, -0.15]) + np.array([0.25, 0.12]) * np.random.default_rng(seed).standard_normal(
+        (4000, 2)
+    )
+    return samples.astype(np.float32)
+
+
+def test_the_estimator_reads_a_parameter_the_emulator_draws_too_faint() -> None:
+    """``c`` drawn 25% too faint: the fit takes ``a``, the estimator (calibrated on the same
+    simulations) reads ``c``, and both land on the drawn population."""
+    params, images = _true_set(MEAN, STD, 800, seed=8, noise=0.01)
+    emulator = _with_estimator(_emulator(gain=[1.0, 0.8], noise=0.01), LinearEstimator())
+    samples = _off_best_match(9)
+    refined = likelihood_refinement(_sharp_simulator(), emulator, images, samples, 600, seed=3)
+    record = refined.record
+    assert record["adopted_parameters"] == ["a"] and record["estimator_parameters"] == ["c"], record
+    assert np.allclose(record["estimator"]["slope"], 1.0, atol=0.01)
+    drawn_mean, drawn_std = params.mean(0).numpy(), params.std(0).numpy()
+    mean, std = refined.samples.mean(0), refined.samples.std(0, ddof=1)
+    assert np.all(np.isfinite(refined.mean_err)) and np.all(np.isfinite(refined.std_err))
+    assert np.all(np.abs(mean - drawn_mean) < 3 * refined.mean_err + 1e-3), (
+        mean,
+        drawn_mean,
+        refined.mean_err,
+    )
+    assert np.all(np.abs(std - drawn_std) < 3 * refined.std_err + 1e-3), (std, drawn_std, refined.std_err)
+    assert abs(std[1] - samples[:, 1].std()) > 0.01  # c moved off the generator's too-wide spread
+
+
+def test_a_shrinking_estimator_is_not_taken() -> None:
+    """An estimator that reads ``c`` at half its value fails the slope test: c stays the generator's."""
+    _, images = _true_set(MEAN, STD, 800, seed=8, noise=0.01)
+    emulator = _with_estimator(_emulator(gain=[1.0, 0.8], noise=0.01), LinearEstimator(scale=0.5))
+    samples = _off_best_match(9)
+    refined = likelihood_refinement(_sharp_simulator(), emulator, images, samples, 600, seed=3)
+    assert refined.record["estimator_parameters"] == [] and refined.record["adopted_parameters"] == ["a"]
+    assert np.allclose(refined.record["estimator"]["slope"], 0.5, atol=0.01)
+    assert np.allclose(refined.samples[:, 1], samples[:, 1]) and np.isnan(refined.mean_err[1])
+
+
+@pytest.mark.parametrize(("noise", "taken"), [(0.06, True), (0.2, False)])
+def test_the_estimators_error_is_taken_out_of_the_spread(noise: float, taken: bool) -> None:
+    """Estimates scattered by ``noise`` about the truth: the calibration takes that scatter out of
+    the spread when it is small next to it, and declines when it is larger than the spread."""
+    true_params, images = _true_set(MEAN, STD, 2000, seed=15, noise=0.01)
+    sim_params = torch.tensor([0.15, -0.25]) + torch.tensor([0.2, 0.15]) * torch.randn(
+        1500, 2, generator=torch.Generator().manual_seed(16)
+    )
+    sims = _sharp_simulator().simulate(sim_params, generator=torch.Generator().manual_seed(17))
+    emulator = _with_estimator(_emulator(noise=0.01), LinearEstimator(noise=noise))
+    found = estimator_calibration(emulator, images, sim_params, sims)
+    assert found is not None and bool(found.taken.all()) is taken
+    assert np.allclose(found.scatter, noise / sim_params.std(0).numpy(), rtol=0.1)
+    if taken:
+        drawn_mean, drawn_std = true_params.mean(0).numpy(), true_params.std(0).numpy()
+        assert np.all(np.abs(found.mean - drawn_mean) < 3 * found.mean_err), (found.mean, drawn_mean)
+        assert np.all(np.abs(found.std - drawn_std) < 3 * found.std_err), (
+            found.std,
+            drawn_std,
+            found.std_err,
+        )
+        # without taking the scatter out the spread would be too wide by more than its error
+        assert np.all(np.sqrt(drawn_std**2 + noise**2) - drawn_std > 2 * found.std_err)
+    assert estimator_calibration(_emulator(noise=0.01), images, sim_params, sims) is None  # none to read with
+
+
+def test_a_run_says_which_parameters_the_estimator_read() -> None:
+    from gangal_core.calibration.budget import BudgetPlan
+    from gangal_core.calibration.costly import CostlyRun, _refine
+    from gangal_core.calibration.result import CalibrationResult
+    from gangal_core.simulation.budget import metered
+
+    _, images = _true_set(MEAN, STD, 600, seed=10, noise=0.01)
+    meter = metered(_sharp_simulator(), limit=400)
+    result = CalibrationResult(_off_best_match(11), ("a", "c"), generator=None, losses={}, seconds=0.0,
+                               mean_err=np.array([0.5, 0.25]), std_err=np.array([0.5, 0.25]))  # fmt: skip
+    emulator = _with_estimator(_emulator(gain=[1.0, 0.8], noise=0.01), LinearEstimator())
+    run = CostlyRun(meter, result, emulator, BudgetPlan(400, 0, (), 400), {})
+    lines: list[str] = []
+    _refine(run, images, seed=0, report=lines.append)
+    assert len(lines) == 1 and "adopted for a (" in lines[0], lines
+    assert "c read by the parameter estimator" in lines[0]
+    # c's errors are the estimator's, no longer the generator's
+    assert run.result.mean_err[1] < 0.05 and run.result.std_err[1] < 0.05
+    assert meter.images == 400 and run.record["likelihood_fit"]["estimator_parameters"] == ["c"]
