@@ -39,10 +39,10 @@ def _likelihood_fit(doc: dict) -> str:
         return "-"
     if not fit["adopted"]:
         return f"skipped ({fit['screen_effective_draws']:.0f} draws)" if "fit" not in fit else "not adopted"
-    which = fit.get("adopted_parameters")
-    how = "adopted" if which is None else f"per image, adopted for {', '.join(which) or 'none'}"
-    if fit.get("estimator_parameters"):
-        how += f"; estimator for {', '.join(fit['estimator_parameters'])}"
+    how = "adopted"
+    if fit.get("method") == "per image":  # the per-image fit is skipped where the estimator reads all
+        how = (f"per image: estimator for {', '.join(fit.get('estimator_parameters', [])) or 'none'}, "
+               f"fit for {', '.join(fit.get('adopted_parameters', [])) or 'none'}")  # fmt: skip
     last = doc["rounds"][-1]  # the generator's best match, before the fit
     pairs = zip(doc["parameters"].items(), last["mean"], last["std"], strict=True)
     before = {**doc, "parameters": {name: {**entry, "mean": m, "std": s} for (name, entry), m, s in pairs}}

@@ -56,10 +56,10 @@ def refit(folder: Path, *, n_true: int = 2000, n_simulations: int = 2000) -> str
     bias = ", ".join(f"{b:+.2f}" for b in rec.get("correction_in_spreads", []))
     adopted = f"none ({rec.get('reason')})"
     if rec["adopted"]:
-        fitted = rec.get("adopted_parameters")
-        adopted = "all" if fitted is None else ", ".join(fitted) or "-"
-        if rec.get("estimator_parameters"):
-            adopted += f"; estimator: {', '.join(rec['estimator_parameters'])}"
+        adopted = "all"
+        if rec.get("method") == "per image":  # the per-image fit is skipped where the estimator reads all
+            adopted = f"fit: {', '.join(rec.get('adopted_parameters', [])) or '-'}"
+            adopted += f"; estimator: {', '.join(rec.get('estimator_parameters', [])) or '-'}"
     return (f"| {folder.name} | {rec.get('method', '-')} | {adopted} | {bias or '-'} | {cells} | "
             f"{'PASS' if passed else 'fail'} | {seconds:.0f} s |")
 

@@ -365,7 +365,8 @@ class CalibrateConfig(CostlySimulator, Architectures, RunOptions):
     )
     likelihood_fit: Annotated[bool, Flag(SIMULATIONS)] = Field(
         default=True,
-        description="In rounds: refine the best match by the emulator's likelihood, where it can be trusted.",
+        description="In rounds: refine the best match by the emulator's likelihood or its parameter "
+        "estimator, where they can be trusted.",
     )
     out: Annotated[Path, Flag(OUTPUT, short="-o")] = Field(
         description="Run folder (default: calibrate-SIMULATOR)."

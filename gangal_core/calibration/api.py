@@ -216,8 +216,9 @@ def calibrate(
     likelihood_fit : bool, optional
         In rounds, refine the best match by the emulator's likelihood, corrected by the
         predictive check's simulations, where the fit can be trusted: with draws shared by all
-        images when they are faint, each image's own when they are sharp, and then only for
-        the parameters the emulator draws without bias (default True;
+        images when they are faint; when they are sharp, by the emulator's parameter estimator
+        where it reads a parameter sharply, else by each image's own draws for the parameters
+        the emulator draws without bias (default True;
         :mod:`gangal_core.calibration.likelihood`).
     validation : float, optional
         The share of the simulations held out to measure the emulator on (default 0.1).

@@ -150,13 +150,20 @@ def _refine(run: CostlyRun, true_images: torch.Tensor, *, seed: int, report: Any
     mean_err = _filled(refined.mean_err, run.result.mean_err)
     std_err = _filled(refined.std_err, run.result.std_err)
     run.result = dataclasses.replace(run.result, samples=refined.samples, mean_err=mean_err, std_err=std_err)
-    draws = refined.record["fit"]["effective_draws"]
-    which = refined.record.get("adopted_parameters")
-    which = f" for {', '.join(which) or 'none'}" if which is not None else ""
-    read = refined.record.get("estimator_parameters")
-    read = f"; {', '.join(read)} read by the parameter estimator" if read else ""
-    report(f"likelihood fit adopted{which} ({draws:.0f} effective draws per image){read}; best-match "
-           "mean " + ", ".join(f"{v:.4g}" for v in run.result.mean))  # fmt: skip
+    report(f"{_adopted(refined.record)}; best-match mean " + ", ".join(f"{v:.4g}" for v in run.result.mean))
+
+
+def _adopted(record: dict[str, Any]) -> str:
+    """What the refinement took, and from where (the likelihood fit, the parameter estimator)."""
+    parts = []
+    if "fit" in record:
+        which = record.get("adopted_parameters")
+        which = f" for {', '.join(which) or 'none'}" if which is not None else ""
+        parts.append(f"likelihood fit adopted{which} ({record['fit']['effective_draws']:.0f} effective draws "
+                     "per image)")  # fmt: skip
+    if record.get("estimator_parameters"):
+        parts.append(f"{', '.join(record['estimator_parameters'])} read by the parameter estimator")
+    return "; ".join(parts)
 
 
 def _kept_by_generator(record: dict[str, Any], names: tuple[str, ...]) -> str:

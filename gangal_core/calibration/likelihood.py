@@ -23,18 +23,22 @@ by maximum likelihood instead, with the generator's best match as the starting p
    bootstrap).  The generator's samples are then moved and scaled, parameter by parameter, to
    the corrected mean and spread: the shape and correlations of the best match stay the
    generator's.  With sharp images the simulations are drawn from the generator's best match
-   instead, and a parameter takes the fit only where the correction is small
-   (:data:`MAX_CORRECTION` of its spread): where the emulator is that far off on the
-   population, a first-order correction is not to be trusted.
-3. :func:`estimator_calibration`: such a parameter is then read off the images by the
-   emulator's parameter estimator (the regression network pretrained beside it on every
-   simulation), corrected by the same simulations of known parameters: a straight line from
-   the true parameters to the estimates and the scatter about it (regression calibration, a
-   measurement-error deconvolution).  It is taken where the estimator is sharp and unbiased
-   on those simulations (:data:`ESTIMATOR_MAX_SLOPE_OFF`, :data:`ESTIMATOR_MAX_SCATTER`): on
-   the polynomial it reads the line's offset to 0.1 of its spread per image, where the
-   emulator's likelihood reads it to 1.3.  Otherwise the generator (whose discriminator saw
-   the simulator's images) keeps its answer for that parameter.
+   instead, and they calibrate, parameter by parameter, first the emulator's parameter
+   estimator (:func:`estimator_calibration`), then, for the parameters it cannot read, the
+   per-image fit.
+3. :func:`estimator_calibration`: the regression network pretrained beside the emulator on
+   every simulation reads each image's parameters directly.  On the simulations of known
+   parameters, a straight line from the parameters to the estimates and the scatter about it
+   are fitted; the true images' estimates, the line undone and the scatter taken out of their
+   spread, give the population (regression calibration, a measurement-error deconvolution).
+   It is taken where the estimator is sharp and unbiased on those simulations
+   (:data:`ESTIMATOR_MAX_SLOPE_OFF`, :data:`ESTIMATOR_MAX_SCATTER`): on the polynomial it
+   reads the line's sub-pixel offset to 0.1 of its spread per image, where inverting the
+   emulator reads it to 1.3.  The per-image fit then takes a parameter only where its
+   correction is small (:data:`MAX_CORRECTION` of its spread): where the emulator is that far
+   off on the population, a first-order correction is not to be trusted.  A parameter
+   neither can take keeps the generator's answer (its discriminator saw the simulator's
+   images).
 """
 
 from __future__ import annotations
@@ -601,17 +605,74 @@ def _refine_per_image(
     seed: int,
     record: dict[str, Any],
 ) -> Refinement:
-    """Sharp images: :func:`fit_population_per_image`, corrected by simulations of the generator's
-    best match, taken parameter by parameter where the correction is within :data:`MAX_CORRECTION`;
-    elsewhere :func:`estimator_calibration` from the same simulations, where it is sharp enough."""
+    """Sharp images: simulations of the generator's best match calibrate, parameter by parameter,
+    first the parameter estimator (:func:`estimator_calibration`, where it is sharp enough),
+    then for the rest :func:`fit_population_per_image` (where its correction is within
+    :data:`MAX_CORRECTION`); the per-image fit is skipped when the estimator reads them all."""
+    centre, spread = samples.mean(0), samples.std(0, ddof=1)
+    params, images = _simulate_from(simulator, samples, n_simulations, seed=seed)
+    names = [p["name"] for p in emulator.parameters]
+    found = _Found(centre.copy(), spread.copy(), np.full(len(names), np.nan), np.full(len(names), np.nan))
+    read = np.zeros(len(names), dtype=bool)  # NaN errors: a parameter left to the generator
+    estimated = estimator_calibration(emulator, true_images, params, images)
+    if estimated is not None:
+        read = estimated.taken
+        found.take(read, estimated.record())
+        record.update(estimator=estimated.record(), estimator_parameters=_named(names, read))
+    keep = np.zeros_like(read)
+    if not read.all():
+        keep = _fit_per_image(emulator, true_images, (params, images), samples, seed=seed, record=record)
+        keep &= ~read
+        record["adopted_parameters"] = _named(names, keep)
+        if keep.any():
+            found.take(keep, record["corrected"])
+    if not (keep | read).any():
+        record.setdefault("reason", "neither the estimator nor the per-image fit could be trusted")
+        return Refinement(simulated=images, record=record)
+    record["adopted"] = True
+    return Refinement(samples=_moved(samples, found.mean, found.std, emulator), mean_err=found.mean_err,
+                      std_err=found.std_err, simulated=images, record=record)  # fmt: skip
+
+
+@dataclass
+class _Found:
+    """The population taken so far, parameter by parameter (the generator's where nothing else)."""
+
+    mean: np.ndarray
+    std: np.ndarray
+    mean_err: np.ndarray
+    std_err: np.ndarray
+
+    def take(self, which: np.ndarray, values: dict[str, Any]) -> None:
+        """Take ``values``' mean, std and their errors for the parameters ``which``."""
+        for key in ("mean", "std", "mean_err", "std_err"):
+            setattr(self, key, np.where(which, np.asarray(values[key]), getattr(self, key)))
+
+
+def _named(names: list[str], which: np.ndarray) -> list[str]:
+    return [name for name, k in zip(names, which, strict=True) if k]
+
+
+def _fit_per_image(
+    emulator: TrainedEmulator,
+    true_images: torch.Tensor,
+    simulated: tuple[torch.Tensor, torch.Tensor],
+    samples: np.ndarray,
+    *,
+    seed: int,
+    record: dict[str, Any],
+) -> np.ndarray:
+    """:func:`fit_population_per_image` on the true images and on the ``simulated`` parameters
+    and images; the corrected fit goes into ``record`` (``corrected``, with its errors), and the
+    parameters whose correction is within :data:`MAX_CORRECTION` are returned (``(P,)`` bool)."""
     centre, spread = samples.mean(0), samples.std(0, ddof=1)
     fit = fit_population_per_image(emulator, true_images, centre, spread, seed=seed)
     record["fit"] = _fit_record(fit)
     if not fit.trusted():
         record["reason"] = (f"the per-image fit rests on {fit.effective_draws:.0f} effective draws per "
                             f"image, fewer than {MIN_LOCAL_EFFECTIVE_DRAWS}")  # fmt: skip
-        return Refinement(record=record)
-    params, images = _simulate_from(simulator, samples, n_simulations, seed=seed)
+        return np.zeros(len(centre), dtype=bool)
+    params, images = simulated
     again = fit_population_per_image(emulator, images, centre, spread, seed=seed + 1)
     drawn = params.double().numpy()
     drawn_mean, drawn_std = drawn.mean(0), drawn.std(0, ddof=1)
@@ -619,52 +680,14 @@ def _refine_per_image(
     std = fit.std * drawn_std / again.std
     bias = (again.mean - drawn_mean) / drawn_std  # the emulator's, on a population it did not see
     keep = again.trusted() & np.isfinite(std) & (std > 0) & (np.abs(bias) <= MAX_CORRECTION)
-    names = [p["name"] for p in emulator.parameters]
-    record.update(correction=_fit_record(again), corrected={"mean": mean.tolist(), "std": std.tolist()},
-                  correction_in_spreads=bias.tolist(),
-                  adopted_parameters=[name for name, k in zip(names, keep, strict=True) if k])  # fmt: skip
-    estimated = _estimator_where_not_kept(emulator, true_images, params, images, keep, record)
-    read = np.zeros_like(keep) if estimated is None else estimated.taken
-    if not keep.any() and not read.any():
+    corrected = {"mean": mean.tolist(), "std": std.tolist(),
+                 "mean_err": np.hypot(fit.mean_err, again.mean_err).tolist(),
+                 "std_err": np.hypot(fit.std_err, again.std_err).tolist()}  # fmt: skip
+    record.update(correction=_fit_record(again), corrected=corrected, correction_in_spreads=bias.tolist())
+    if not keep.any():
         too_far = f"its correction exceeds {MAX_CORRECTION} of the spread in every parameter"
         record["reason"] = too_far if again.trusted() else "the fit on the simulated images did not hold"
-        return Refinement(simulated=images, record=record)
-    record["adopted"] = True
-    # NaN: a parameter left to the generator, whose errors the caller keeps
-    mean_err = np.where(keep, np.hypot(fit.mean_err, again.mean_err), np.nan)
-    std_err = np.where(keep, np.hypot(fit.std_err, again.std_err), np.nan)
-    if estimated is not None:
-        mean, std = np.where(read, estimated.mean, mean), np.where(read, estimated.std, std)
-        mean_err = np.where(read, estimated.mean_err, mean_err)
-        std_err = np.where(read, estimated.std_err, std_err)
-    taken = keep | read
-    return Refinement(
-        samples=_moved(samples, np.where(taken, mean, centre), np.where(taken, std, spread), emulator),
-        mean_err=mean_err,
-        std_err=std_err,
-        simulated=images,
-        record=record,
-    )
-
-
-def _estimator_where_not_kept(
-    emulator: TrainedEmulator,
-    true_images: torch.Tensor,
-    params: torch.Tensor,
-    images: torch.Tensor,
-    keep: np.ndarray,
-    record: dict[str, Any],
-) -> EstimatorCalibration | None:
-    """:func:`estimator_calibration`, its ``taken`` narrowed to the parameters the fit did not
-    ``keep``; recorded as ``estimator`` and ``estimator_parameters``."""
-    estimated = estimator_calibration(emulator, true_images, params, images)
-    if estimated is None:
-        return None
-    estimated.taken = estimated.taken & ~keep
-    names = [p["name"] for p in emulator.parameters]
-    read = [name for name, k in zip(names, estimated.taken, strict=True) if k]
-    record.update(estimator=estimated.record(), estimator_parameters=read)
-    return estimated
+    return keep
 
 
 @dataclass

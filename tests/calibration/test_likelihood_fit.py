@@ -237,9 +237,9 @@ def test_a_sharp_fit_taken_for_no_parameter_still_checks_the_best_match_with_its
 class LinearEstimator(torch.nn.Module):
     """Reads the toy's parameters off its images by least squares, ``scale`` times, plus ``noise``."""
 
-    def __init__(self, *, scale: float = 1.0, noise: float = 0.0) -> None:
+    def __init__(self, *, scale: float | list[float] = 1.0, noise: float = 0.0) -> None:
         super().__init__()
-        self.scale, self.noise = scale, noise
+        self.scale, self.noise = torch.as_tensor(scale), noise
         self.weight = torch.nn.Parameter(torch.linalg.pinv(MAP))  # (16, 2)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -260,16 +260,22 @@ def _off_best_match(seed: int) -> np.ndarray:
     return samples.astype(np.float32)
 
 
-def test_the_estimator_reads_a_parameter_the_emulator_draws_too_faint() -> None:
-    """``c`` drawn 25% too faint: the fit takes ``a``, the estimator (calibrated on the same
-    simulations) reads ``c``, and both land on the drawn population."""
+@pytest.mark.parametrize("shrunk", [True, False])
+def test_the_estimator_reads_a_parameter_the_emulator_draws_too_faint(shrunk: bool) -> None:
+    """``c`` drawn 25% too faint: the estimator (calibrated on the same simulations) reads ``c``;
+    ``a`` too, unless it reads ``a`` at half its value, where the per-image fit takes ``a``.
+    Either way both land on the drawn population."""
     params, images = _true_set(MEAN, STD, 800, seed=8, noise=0.01)
-    emulator = _with_estimator(_emulator(gain=[1.0, 0.8], noise=0.01), LinearEstimator())
+    estimator = LinearEstimator(scale=[0.5 if shrunk else 1.0, 1.0])
+    emulator = _with_estimator(_emulator(gain=[1.0, 0.8], noise=0.01), estimator)
     samples = _off_best_match(9)
     refined = likelihood_refinement(_sharp_simulator(), emulator, images, samples, 600, seed=3)
     record = refined.record
-    assert record["adopted_parameters"] == ["a"] and record["estimator_parameters"] == ["c"], record
-    assert np.allclose(record["estimator"]["slope"], 1.0, atol=0.01)
+    if shrunk:
+        assert record["adopted_parameters"] == ["a"] and record["estimator_parameters"] == ["c"], record
+        assert np.allclose(record["estimator"]["slope"], [0.5, 1.0], atol=0.01)
+    else:  # the estimator reads both: the per-image fit is not run
+        assert record["estimator_parameters"] == ["a", "c"] and "fit" not in record, record
     drawn_mean, drawn_std = params.mean(0).numpy(), params.std(0).numpy()
     mean, std = refined.samples.mean(0), refined.samples.std(0, ddof=1)
     assert np.all(np.isfinite(refined.mean_err)) and np.all(np.isfinite(refined.std_err))
@@ -329,7 +335,7 @@ def test_a_run_says_which_parameters_the_estimator_read() -> None:
     meter = metered(_sharp_simulator(), limit=400)
     result = CalibrationResult(_off_best_match(11), ("a", "c"), generator=None, losses={}, seconds=0.0,
                                mean_err=np.array([0.5, 0.25]), std_err=np.array([0.5, 0.25]))  # fmt: skip
-    emulator = _with_estimator(_emulator(gain=[1.0, 0.8], noise=0.01), LinearEstimator())
+    emulator = _with_estimator(_emulator(gain=[1.0, 0.8], noise=0.01), LinearEstimator(scale=[0.5, 1.0]))
     run = CostlyRun(meter, result, emulator, BudgetPlan(400, 0, (), 400), {})
     lines: list[str] = []
     _refine(run, images, seed=0, report=lines.append)
