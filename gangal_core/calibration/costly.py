@@ -141,8 +141,8 @@ def _refine(run: CostlyRun, true_images: torch.Tensor, *, seed: int, report: Any
     run.check_images = refined.simulated
     kept = _kept_by_generator(refined.record, run.result.names)
     if kept:
-        report(f"the emulator is off on the population in {kept}: the best match there is the "
-               "generator's alone, which the likelihood cannot check")  # fmt: skip
+        report(f"the best match in {kept} is the generator's alone: neither the parameter estimator nor "
+               "the emulator's likelihood reads it reliably")  # fmt: skip
     if refined.samples is None:
         report(f"likelihood fit not adopted: {refined.record['reason']}")
         return
@@ -167,14 +167,14 @@ def _adopted(record: dict[str, Any]) -> str:
 
 
 def _kept_by_generator(record: dict[str, Any], names: tuple[str, ...]) -> str:
-    """The parameters the per-image fit and the estimator left to the generator, with the emulator's
-    bias in spreads."""
-    bias = record.get("correction_in_spreads")
-    if bias is None:
+    """The parameters neither the parameter estimator nor the per-image fit took, with the
+    emulator's bias in spreads where the fit measured it."""
+    if record.get("method") != "per image":
         return ""
-    adopted = record.get("adopted_parameters", []) + record.get("estimator_parameters", [])
-    return ", ".join(f"{name} ({b:+.2f} of its spread)" for name, b in zip(names, bias, strict=True)
-                     if name not in adopted)  # fmt: skip
+    taken = set(record.get("adopted_parameters", [])) | set(record.get("estimator_parameters", []))
+    bias = record.get("correction_in_spreads")
+    return ", ".join(name if bias is None else f"{name} (the emulator's bias {bias[i]:+.2f} of its spread)"
+                     for i, name in enumerate(names) if name not in taken)  # fmt: skip
 
 
 def _filled(errors: np.ndarray, fallback: np.ndarray | None) -> np.ndarray | None:

@@ -191,7 +191,7 @@ def test_a_run_says_which_parameters_rest_on_the_generator_alone() -> None:
     run = CostlyRun(meter, result, _emulator(gain=[1.0, 0.8], noise=0.01), BudgetPlan(400, 0, (), 400), {})
     lines: list[str] = []
     _refine(run, images, seed=0, report=lines.append)
-    assert "off on the population in c (" in lines[0] and "adopted for a (" in lines[1], lines
+    assert "best match in c (the emulator's bias" in lines[0] and "adopted for a (" in lines[1], lines
     # a's errors are the fit's; c keeps the generator's
     assert run.result.mean_err[0] < 0.1 and run.result.mean_err[1] == 0.25 and run.result.std_err[1] == 0.25
     assert meter.images == 400 and run.record["likelihood_fit"]["adopted_parameters"] == ["a"]
@@ -344,3 +344,15 @@ def test_a_run_says_which_parameters_the_estimator_read() -> None:
     # c's errors are the estimator's, no longer the generator's
     assert run.result.mean_err[1] < 0.05 and run.result.std_err[1] < 0.05
     assert meter.images == 400 and run.record["likelihood_fit"]["estimator_parameters"] == ["c"]
+
+
+def test_the_parameters_left_to_the_generator_are_named() -> None:
+    from gangal_core.calibration.costly import _kept_by_generator
+
+    record: dict = {"method": "per image", "estimator_parameters": ["a"], "adopted_parameters": []}
+    assert _kept_by_generator(record, ("a", "c")) == "c"  # the per-image fit did not hold: no bias to give
+    record["correction_in_spreads"] = [0.0, 0.3]
+    assert _kept_by_generator(record, ("a", "c")) == "c (the emulator's bias +0.30 of its spread)"
+    record["estimator_parameters"] = ["a", "c"]
+    assert _kept_by_generator(record, ("a", "c")) == ""
+    assert _kept_by_generator({"method": "shared draws"}, ("a", "c")) == ""  # faint images: all or nothing
