@@ -34,7 +34,7 @@ by maximum likelihood instead, with the generator's best match as the starting p
    It is taken where the estimator is sharp and unbiased on those simulations
    (:data:`ESTIMATOR_MAX_SLOPE_OFF`, :data:`ESTIMATOR_MAX_SCATTER`): on the polynomial it
    reads the line's sub-pixel offset to 0.1 of its spread per image, where inverting the
-   emulator reads it to 1.3.  The per-image fit then takes a parameter only where its
+   emulator reads it to 1.2-1.5.  The per-image fit then takes a parameter only where its
    correction is small (:data:`MAX_CORRECTION` of its spread): where the emulator is that far
    off on the population, a first-order correction is not to be trusted.  A parameter
    neither can take keeps the generator's answer (its discriminator saw the simulator's
