@@ -617,8 +617,8 @@ def _refine_per_image(
     estimated = estimator_calibration(emulator, true_images, params, images)
     if estimated is not None:
         read = estimated.taken
-        found.take(read, estimated.record())
         record.update(estimator=estimated.record(), estimator_parameters=_named(names, read))
+        found.take(read, record["estimator"])
     keep = np.zeros_like(read)
     if not read.all():
         keep = _fit_per_image(emulator, true_images, (params, images), samples, seed=seed, record=record)
@@ -754,19 +754,22 @@ def estimator_calibration(
     on_sims, on_true = _estimates(emulator, images), _estimates(emulator, true_images)
     centred = truth - truth.mean(0)
     spread = truth.std(0, ddof=1)
-    slope = (centred * (on_sims - on_sims.mean(0))).sum(0) / np.maximum((centred**2).sum(0), 1e-300)
-    residual = on_sims - on_sims.mean(0) - slope * centred
-    r2 = residual.var(0, ddof=2)
-    t_mean, t_var = on_true.mean(0), on_true.var(0, ddof=1)
-    intercept = on_sims.mean(0) - slope * truth.mean(0)
-    var = (t_var - r2) / slope**2
-    std = np.sqrt(np.clip(var, 0.0, None))
-    n, m = len(on_true), len(on_sims)
-    mean_err = np.sqrt(t_var / n + r2 / m) / np.abs(slope)
-    std_err = np.sqrt(2 * t_var**2 / (n - 1) + 2 * r2**2 / (m - 2)) / (2 * slope**2 * np.maximum(std, 1e-300))
-    scatter = np.sqrt(r2) / np.maximum(spread, 1e-300)
-    taken = (np.abs(slope - 1) <= ESTIMATOR_MAX_SLOPE_OFF) & (scatter <= ESTIMATOR_MAX_SCATTER) & (var > 0)
-    return EstimatorCalibration((t_mean - intercept) / slope, std, mean_err, std_err, slope, scatter, taken)
+    with np.errstate(divide="ignore", invalid="ignore"):  # an estimator blind to a parameter: slope 0
+        slope = (centred * (on_sims - on_sims.mean(0))).sum(0) / (centred**2).sum(0)
+        residual = on_sims - on_sims.mean(0) - slope * centred
+        r2 = residual.var(0, ddof=2)
+        t_mean, t_var = on_true.mean(0), on_true.var(0, ddof=1)
+        intercept = on_sims.mean(0) - slope * truth.mean(0)
+        var = (t_var - r2) / slope**2
+        std = np.sqrt(np.clip(var, 0.0, None))
+        n, m = len(on_true), len(on_sims)
+        mean_err = np.sqrt(t_var / n + r2 / m) / np.abs(slope)
+        std_err = np.sqrt(2 * t_var**2 / (n - 1) + 2 * r2**2 / (m - 2)) / (2 * slope**2 * std)
+        scatter = np.sqrt(r2) / spread
+        mean = (t_mean - intercept) / slope
+    sharp = (np.abs(slope - 1) <= ESTIMATOR_MAX_SLOPE_OFF) & (scatter <= ESTIMATOR_MAX_SCATTER) & (var > 0)
+    taken = sharp & np.isfinite(mean) & np.isfinite(std_err)
+    return EstimatorCalibration(mean, std, mean_err, std_err, slope, scatter, taken)
 
 
 @torch.no_grad()

@@ -7,6 +7,7 @@ the tests can say what the fit must find.
 
 from __future__ import annotations
 
+import warnings
 from typing import ClassVar
 
 import numpy as np
@@ -356,3 +357,16 @@ def test_the_parameters_left_to_the_generator_are_named() -> None:
     record["estimator_parameters"] = ["a", "c"]
     assert _kept_by_generator(record, ("a", "c")) == ""
     assert _kept_by_generator({"method": "shared draws"}, ("a", "c")) == ""  # faint images: all or nothing
+
+
+def test_an_estimator_blind_to_a_parameter_is_refused_quietly() -> None:
+    """An estimator that reads ``c`` as a constant has slope 0: nothing is divided by it into the
+    answer, no warning is raised, and ``c`` goes to the per-image fit as if there were no estimator."""
+    _, images = _true_set(MEAN, STD, 800, seed=8, noise=0.01)
+    emulator = _with_estimator(_emulator(noise=0.01), LinearEstimator(scale=[1.0, 0.0]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        refined = likelihood_refinement(_sharp_simulator(), emulator, images, _off_best_match(9), 600, seed=3)
+    record = refined.record
+    assert record["estimator_parameters"] == ["a"] and record["adopted_parameters"] == ["c"], record
+    assert record["estimator"]["slope"][1] == 0.0 and np.all(np.isfinite(refined.samples))
