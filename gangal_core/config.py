@@ -386,13 +386,13 @@ class CalibrateConfig(CostlySimulator, Architectures, RunOptions):
     n_true: Annotated[int, Flag(DATA)] = Field(
         default=10000, ge=2, description="Images in a true set built from the truth."
     )
-    iterations: Annotated[int, Flag(TRAINING)] = Field(
-        default=3000, ge=1, description="Training minibatches."
+    iterations: Annotated[int | None, Flag(TRAINING)] = Field(
+        default=None, ge=1, description="Generator minibatches; default 3000, 1500 in rounds."
     )
     pretrain_iterations: Annotated[int | None, Flag(TRAINING)] = Field(
         default=None,
         ge=1,
-        description="Pretraining minibatches (without --emulator); default 4000, 1600 in rounds.",
+        description="Pretraining minibatches (without --emulator); default 4000, 1200 in rounds.",
     )
     batch_size: Annotated[int, Flag(TRAINING)] = Field(default=256, ge=2, description="Images per minibatch.")
     recipe: Annotated[CalibrationRecipe, Flag(TRAINING)] = Field(

@@ -38,7 +38,7 @@ from gangal_core.simulation.spec import callable_simulator
 from .costly import costly_run_asked
 from .emulator import TrainedEmulator
 from .result import CalibrationResult
-from .rounds import PRETRAIN_ITERATIONS
+from .rounds import ITERATIONS, PRETRAIN_ITERATIONS
 
 __all__ = ["calibrate", "pretrain"]
 
@@ -132,7 +132,7 @@ def calibrate(
     n_true: int = 10000,
     emulator: TrainedEmulator | str | Path | None = None,
     ranges: Mapping[str, tuple[float, float]] | None = None,
-    iterations: int = 3000,
+    iterations: int | None = None,
     pretrain_iterations: int | None = None,
     batch_size: int = 256,
     recipe: str = "default",
@@ -182,11 +182,15 @@ def calibrate(
         Images in a true set drawn from the truth (default 10000).
     emulator : TrainedEmulator or path-like, optional
         A pretrained emulator (or its folder or file); by default one is pretrained first
-        (into ``out/emulator``), with ``pretrain_iterations`` (default 4000, or 1600 when
+        (into ``out/emulator``), with ``pretrain_iterations`` (default 4000, or 1200 when
         rounds refine the emulator), ``pretrain_recipe``, ``emulator_arch`` and ``critic_arch``.
     ranges : dict, optional
         ``{name: (low, high)}`` replacing declared parameter ranges (to pretrain over).
-    iterations, batch_size, recipe, discriminator_input, critic_arch, n_samples, seed : optional
+    iterations : int, optional
+        Generator minibatches: default 3000, or 1500 over all the rounds of a run in rounds,
+        where the parameter estimator and the likelihood fit then read the population
+        (:mod:`gangal_core.calibration.rounds`).
+    batch_size, recipe, discriminator_input, critic_arch, n_samples, seed : optional
         As for :func:`gangal_core.calibration.calibrate`.
     predictive_check : bool, optional
         Run the classifier two-sample test of true images against simulations at the best
@@ -448,6 +452,7 @@ def _train_generator(
     """The generator trained through ``emu`` (:func:`gangal_core.calibration.calibrate`)."""
     from .gan import calibrate as train_generator
 
+    training = {**training, "iterations": training["iterations"] or ITERATIONS}
     return train_generator(
         sim, emu, true_images, checkpoint=folder / CHECKPOINT if folder else None, **training
     )

@@ -33,7 +33,14 @@ from .emulator import TrainedEmulator
 from .likelihood import FROM_BEST_MATCH, likelihood_refinement
 from .predictive import MIN_IMAGES, PREDICTIVE_IMAGES, PredictiveCheck, check_best_match, predictive_check
 from .result import CalibrationResult
-from .rounds import PRETRAIN_IN_ROUNDS, PRETRAIN_ITERATIONS, ROUNDS, calibrate_in_rounds
+from .rounds import (
+    ITERATIONS,
+    ITERATIONS_IN_ROUNDS,
+    PRETRAIN_IN_ROUNDS,
+    PRETRAIN_ITERATIONS,
+    ROUNDS,
+    calibrate_in_rounds,
+)
 
 __all__ = ["BEST_MATCH_FILE", "CostlyRun", "calibrate_costly", "costly_predictive_check", "costly_run_asked",
            "emulated_stand_in", "pretrain_costly"]
@@ -116,7 +123,8 @@ def calibrate_costly(
         meter, true_images, plan, folder=folder, bank=stored,
         pretrain_options={k: pretraining[k] for k in _PRETRAIN_KEYS},
         calibrate_options={k: training[k] for k in _TRAIN_KEYS},
-        iterations=training["iterations"], pretrain_iterations=_pretrain_iterations(pretraining, plan),
+        iterations=training["iterations"] or (ITERATIONS_IN_ROUNDS if plan.rounds else ITERATIONS),
+        pretrain_iterations=_pretrain_iterations(pretraining, plan),
         recipe=training["recipe"], seed=training["seed"], resume=training["resume"],
         report=_reporter(meter, enabled=training["progress"]),
     )  # fmt: skip

@@ -47,6 +47,8 @@ from .result import CalibrationResult
 
 __all__ = [
     "BURN_IN_ROUNDS",
+    "ITERATIONS",
+    "ITERATIONS_IN_ROUNDS",
     "PRETRAIN_IN_ROUNDS",
     "PRETRAIN_ITERATIONS",
     "ROUNDS",
@@ -69,11 +71,21 @@ BURN_IN_ROUNDS = 1
 PRETRAIN_ITERATIONS = 4000
 #: Rounds after the first bank when a budget is given and ``--rounds`` is not.
 ROUNDS = 3
+#: Generator minibatches of a calibration without rounds (no budget, or a bank alone).
+ITERATIONS = 3000
 #: Emulator pretraining minibatches of a run in rounds (each refinement: half as many).  The
 #: rounds refine the emulator near the best match and anchor D on simulations, so it needs
 #: less than an unbudgeted run's 4,000: with 3 rounds, 1,600 + 3 x 800 passed as often as
-#: 4,000 + 2 x 2,000 with 2 rounds, in half the wall time (benchmarks/RESULTS.md, session 10).
-PRETRAIN_IN_ROUNDS = 1600
+#: 4,000 + 2 x 2,000 with 2 rounds, in half the wall time (benchmarks/RESULTS.md, session 10);
+#: since the population is read by the parameter estimator and the likelihood fit after the
+#: rounds, 1,200 + 3 x 600 pass the bar on all three cases and seeds (session 28).
+PRETRAIN_IN_ROUNDS = 1200
+#: Generator minibatches over all the rounds of a run in rounds.  After the rounds the parameter
+#: estimator and the likelihood fit read the population wherever they can be trusted, so the
+#: generator's best match mostly places the rounds' simulations: half an unbudgeted run's 3,000
+#: pass the bar on all three cases and seeds, in 0.7-0.8x the time (benchmarks/RESULTS.md,
+#: session 28).
+ITERATIONS_IN_ROUNDS = 1500
 
 
 @dataclass
@@ -157,7 +169,7 @@ def calibrate_in_rounds(
     bank: SimulationBank | None = None,
     pretrain_options: dict[str, Any],
     calibrate_options: dict[str, Any],
-    iterations: int = 3000,
+    iterations: int = ITERATIONS_IN_ROUNDS,
     pretrain_iterations: int = PRETRAIN_IN_ROUNDS,
     refine_iterations: int | None = None,
     recipe: str = "default",
@@ -184,7 +196,8 @@ def calibrate_in_rounds(
         Keyword options of :func:`pretrain` and of the calibration trainer (``batch_size``,
         ``device``, ``progress``...).
     iterations : int, optional
-        Generator iterations over all rounds (:func:`round_iterations` shares them).
+        Generator iterations over all rounds (default :data:`ITERATIONS_IN_ROUNDS`;
+        :func:`round_iterations` shares them).
     pretrain_iterations : int, optional
         Minibatches of the first pretraining (default :data:`PRETRAIN_IN_ROUNDS`).
     refine_iterations : int, optional

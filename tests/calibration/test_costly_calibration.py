@@ -13,9 +13,17 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from gangal_core import calibrate
 from gangal_core.calibration import costly, load_emulator
 from gangal_core.calibration.likelihood import likelihood_refinement
-from gangal_core.calibration.rounds import BURN_IN_ROUNDS, ROUNDS
+from gangal_core.calibration.rounds import (
+    BURN_IN_ROUNDS,
+    ITERATIONS,
+    ITERATIONS_IN_ROUNDS,
+    PRETRAIN_IN_ROUNDS,
+    PRETRAIN_ITERATIONS,
+    ROUNDS,
+)
 from gangal_core.cli import app
 from gangal_core.training import load_checkpoint
 
@@ -201,3 +209,32 @@ def test_the_bank_needs_its_parameters(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "no parameter table found" in result.output
     images = np.load(tmp_path / "sims" / "images.npy")
     assert images.shape == (50, 1, 28, 28)
+
+
+class _Planned(Exception):
+    """Raised by the stand-in for the rounds once it has recorded what it was asked to do."""
+
+
+@pytest.mark.parametrize(("rounds", "iterations", "pretrain_iterations"), [
+    (None, ITERATIONS_IN_ROUNDS, PRETRAIN_IN_ROUNDS),  # a budget: three rounds, the generator's half
+    (0, ITERATIONS, PRETRAIN_ITERATIONS),  # no rounds: an unbudgeted run's minibatches
+])  # fmt: skip
+def test_a_run_in_rounds_trains_the_generator_half_as_long_by_default(
+    monkeypatch: pytest.MonkeyPatch, rounds: int | None, iterations: int, pretrain_iterations: int
+) -> None:
+    asked: dict = {}
+
+    def planned(*args, **kwargs):
+        asked.update(kwargs)
+        raise _Planned
+
+    monkeypatch.setattr(costly, "calibrate_in_rounds", planned)
+    with pytest.raises(_Planned):
+        calibrate("circle", n_true=50, budget=2000, rounds=rounds, progress=False)
+    assert (asked["iterations"], asked["pretrain_iterations"]) == (iterations, pretrain_iterations)
+    assert ITERATIONS_IN_ROUNDS < ITERATIONS and PRETRAIN_IN_ROUNDS < PRETRAIN_ITERATIONS
+    asked.clear()
+    with pytest.raises(_Planned):  # what a user asks for is what the stages share
+        calibrate("circle", n_true=50, budget=2000, rounds=rounds, iterations=7, pretrain_iterations=9,
+                  progress=False)  # fmt: skip
+    assert (asked["iterations"], asked["pretrain_iterations"]) == (7, 9)
