@@ -150,7 +150,8 @@ def _refine(run: CostlyRun, true_images: torch.Tensor, *, seed: int, report: Any
     kept = _kept_by_generator(refined.record, run.result.names)
     if kept:
         report(f"the best match in {kept} is the generator's alone: neither the parameter estimator nor "
-               "the emulator's likelihood reads it reliably")  # fmt: skip
+               "the emulator's likelihood reads it reliably; more iterations train the generator longer "
+               f"(--iterations, default {ITERATIONS_IN_ROUNDS:,} in rounds)")  # fmt: skip
     if refined.samples is None:
         report(f"likelihood fit not adopted: {refined.record['reason']}")
         return
