@@ -83,8 +83,8 @@ PRETRAIN_IN_ROUNDS = 1200
 #: Generator minibatches over all the rounds of a run in rounds.  After the rounds the parameter
 #: estimator and the likelihood fit read the population wherever they can be trusted, so the
 #: generator's best match mostly places the rounds' simulations: half an unbudgeted run's 3,000
-#: pass the bar on all three cases and seeds, in 0.7-0.8x the time (benchmarks/RESULTS.md,
-#: session 28).
+#: pass the bar on all three cases and seeds, in 240-353 s instead of 370-497 s on 2 cores
+#: (benchmarks/RESULTS.md, session 28).
 ITERATIONS_IN_ROUNDS = 1500
 
 
