@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ from gangal_core.simulation.spec import callable_simulator
 
 from .budget import BudgetPlan, plan_budget, plan_for_bank
 from .emulator import TrainedEmulator
-from .likelihood import FROM_BEST_MATCH, likelihood_refinement
+from .likelihood import FROM_BEST_MATCH, MIN_EFFECTIVE_DRAWS, likelihood_refinement, screen_effective_draws
 from .predictive import MIN_IMAGES, PREDICTIVE_IMAGES, PredictiveCheck, check_best_match, predictive_check
 from .result import CalibrationResult
 from .rounds import (
@@ -119,6 +120,7 @@ def calibrate_costly(
     else:
         plan = plan_for_bank(budget, rounds=rounds, predictive_check=check)
     meter = metered(simulator, limit=budget)
+    refine = bool(likelihood_fit and rounds and plan.predictive >= MIN_IMAGES)
     run = calibrate_in_rounds(
         meter, true_images, plan, folder=folder, bank=stored,
         pretrain_options={k: pretraining[k] for k in _PRETRAIN_KEYS},
@@ -127,6 +129,7 @@ def calibrate_costly(
         pretrain_iterations=_pretrain_iterations(pretraining, plan),
         recipe=training["recipe"], seed=training["seed"], resume=training["resume"],
         report=_reporter(meter, enabled=training["progress"]),
+        estimator_read=partial(_estimator_read, true_images, seed=training["seed"], refine=refine),
     )  # fmt: skip
     run.emulator.info.update(meter.usage())
     if folder is not None:
@@ -134,10 +137,22 @@ def calibrate_costly(
     bank_record = None if stored is None else {"source": stored.source, "n_images": len(stored)}
     record = {**meter.usage(), "simulation_plan": plan.to_dict(), "rounds": run.rounds, "bank": bank_record}
     costly = CostlyRun(meter, run.calibration, run.emulator, plan, record)
-    if likelihood_fit and rounds and plan.predictive >= MIN_IMAGES:
+    if refine:
         report = _reporter(meter, enabled=training["progress"])
         _refine(costly, true_images, seed=training["seed"], report=report)
     return costly
+
+
+def _estimator_read(
+    true_images: torch.Tensor, emulator: TrainedEmulator, samples: np.ndarray, *, seed: int, refine: bool
+) -> bool:
+    """Whether the likelihood refinement (``refine``: it will run) will read the emulator's parameter
+    estimator: only where the images pin each parameter set down, as its screen of the best match
+    says (the per-image path of :func:`~.likelihood.likelihood_refinement`)."""
+    if not refine:
+        return False
+    centre, spread = samples.mean(0), samples.std(0, ddof=1)
+    return screen_effective_draws(emulator, true_images, centre, spread, seed=seed) < MIN_EFFECTIVE_DRAWS
 
 
 def _refine(run: CostlyRun, true_images: torch.Tensor, *, seed: int, report: Any) -> None:

@@ -176,6 +176,7 @@ def calibrate_in_rounds(
     seed: int = 0,
     resume: bool = False,
     report: Callable[[str], None] = lambda line: None,
+    estimator_read: Callable[[TrainedEmulator, np.ndarray], bool] | None = None,
 ) -> RoundsResult:
     """Calibrate ``simulator`` against ``true_images`` spending simulations as ``plan`` says.
 
@@ -211,6 +212,13 @@ def calibrate_in_rounds(
         Continue every stage from its checkpoint in ``folder``, and reuse its banks.
     report : callable, optional
         Called with one line of text after each stage (simulations spent, best match).
+    estimator_read : callable, optional
+        ``estimator_read(emulator, samples)``, asked before each refinement with the emulator
+        and the best-match samples so far: whether the emulator's parameter estimator will be
+        read after the rounds.  Where it says no, the refinement trains the emulator alone and
+        the estimator stays as it was: only its first training starts the discriminator, and
+        the emulator and the generator come out exactly as they would with it refined.
+        Default: the estimator is refined in every round.
 
     Returns
     -------
@@ -229,16 +237,19 @@ def calibrate_in_rounds(
     low, high = (b.numpy().astype(np.float64) for b in simulator.bounds())
     trainer, samples, history = None, None, []
     for k, n_round in enumerate((0, *plan.rounds)):
-        anchors = None
+        anchors, with_estimator = None, True
         if k > 0:
             drawn, params = _round_parameters(trainer, emulator, samples, n_round, low, high, seed + 7 * k)
             new_bank = simulate_bank(simulator, n_round, seed=seed + k, params=params,
                                      folder=_bank_folder(folder, k))  # fmt: skip
             anchors = _stored_anchors(drawn, new_bank)
             bank = bank.concatenate(new_bank)
-            emulator = pretrain(simulator, bank=bank, start=emulator, iterations=refine_iterations,
-                                seed=seed + k, checkpoint=_checkpoint(folder, f"pretrain-{k}"), resume=resume,
-                                **pretrain_options)  # fmt: skip
+            with_estimator = emulator.estimator is not None and (
+                estimator_read is None or estimator_read(emulator, samples))  # fmt: skip
+            emulator = _refined(simulator, emulator, bank, with_estimator=with_estimator,
+                                iterations=refine_iterations, seed=seed + k, resume=resume,
+                                checkpoint=_checkpoint(folder, f"pretrain-{k}"),
+                                options=pretrain_options)  # fmt: skip
         warm = None if trainer is None else trainer.networks_state()
         earlier = trainer.taken if trainer is not None and k > 1 + BURN_IN_ROUNDS else []
         trainer = trainer_cls(simulator, emulator, true_images, iterations=stage_iterations[k],
@@ -252,9 +263,34 @@ def calibrate_in_rounds(
         samples = result.samples
         history.append({"round": k, "simulations": n_round if k else len(bank),
                         "mean": result.mean.tolist(), "std": result.std.tolist()})  # fmt: skip
-        report(f"round {k}: {len(bank):,} simulations in the bank; best-match mean "
+        skipped = ""
+        if not with_estimator and emulator.estimator is not None:
+            history[-1]["estimator_refined"] = False
+            skipped = " (the parameter estimator kept as it was: nothing reads it on these images)"
+        report(f"round {k}: {len(bank):,} simulations in the bank{skipped}; best-match mean "
                + ", ".join(f"{v:.4g}" for v in result.mean))  # fmt: skip
     return RoundsResult(calibration=result, emulator=emulator, bank=bank, rounds=history)
+
+
+def _refined(
+    simulator: Simulator,
+    emulator: TrainedEmulator,
+    bank: SimulationBank,
+    *,
+    with_estimator: bool,
+    iterations: int,
+    seed: int,
+    resume: bool,
+    checkpoint: Path | None,
+    options: dict[str, Any],
+) -> TrainedEmulator:
+    """``emulator`` refined on every simulation so far; its parameter estimator too, or kept."""
+    refined = pretrain(simulator, bank=bank, start=emulator, iterations=iterations, seed=seed,
+                       checkpoint=checkpoint, resume=resume, estimate_parameters=with_estimator,
+                       **options)  # fmt: skip
+    if not with_estimator:
+        refined.estimator = emulator.estimator  # the emulator trains exactly as it would beside it
+    return refined
 
 
 def _round_parameters(

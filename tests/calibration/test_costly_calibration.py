@@ -11,11 +11,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from gangal_core import calibrate
 from gangal_core.calibration import costly, load_emulator
-from gangal_core.calibration.likelihood import likelihood_refinement
+from gangal_core.calibration.likelihood import MIN_EFFECTIVE_DRAWS, likelihood_refinement
 from gangal_core.calibration.rounds import (
     BURN_IN_ROUNDS,
     ITERATIONS,
@@ -238,3 +239,27 @@ def test_a_run_in_rounds_trains_the_generator_half_as_long_by_default(
         calibrate("circle", n_true=50, budget=2000, rounds=rounds, iterations=7, pretrain_iterations=9,
                   progress=False)  # fmt: skip
     assert (asked["iterations"], asked["pretrain_iterations"]) == (7, 9)
+
+
+@pytest.mark.parametrize(("refine", "screen", "read"), [
+    (False, 1.0, False),  # no likelihood refinement after the rounds: nothing reads the estimator
+    (True, MIN_EFFECTIVE_DRAWS - 1, True),  # sharp images: the per-image path reads it
+    (True, MIN_EFFECTIVE_DRAWS, False),  # faint images: the shared-draws fit, which does not
+])  # fmt: skip
+def test_the_estimator_is_refined_where_the_likelihood_refinement_will_read_it(
+    monkeypatch: pytest.MonkeyPatch, refine: bool, screen: float, read: bool
+) -> None:
+    asked = []
+
+    def screened(emulator, images, centre, spread, *, seed):
+        asked.append((centre, spread, seed))
+        return screen
+
+    monkeypatch.setattr(costly, "screen_effective_draws", screened)
+    samples = np.random.default_rng(0).normal(size=(100, 3))
+    assert costly._estimator_read(torch.zeros(4, 1, 8, 8), None, samples, seed=5, refine=refine) is read
+    assert len(asked) == int(refine)
+    if refine:  # the screen of the best match, as the refinement makes it
+        np.testing.assert_allclose(asked[0][0], samples.mean(0))
+        np.testing.assert_allclose(asked[0][1], samples.std(0, ddof=1))
+        assert asked[0][2] == 5

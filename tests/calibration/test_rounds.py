@@ -7,8 +7,14 @@ import pytest
 import torch
 
 from gangal_core.calibration import pretrain
+from gangal_core.calibration.budget import plan_budget
 from gangal_core.calibration.gan import Anchors, DefaultCalibration, anchored_images
-from gangal_core.calibration.rounds import ANCHOR_SHARE, _round_parameters, round_iterations
+from gangal_core.calibration.rounds import (
+    ANCHOR_SHARE,
+    _round_parameters,
+    calibrate_in_rounds,
+    round_iterations,
+)
 from gangal_core.errors import ConfigError
 from gangal_core.plugins import get_registry
 from gangal_core.simulation.bank import SimulationBank
@@ -142,3 +148,36 @@ def test_a_continued_generator_learns_at_its_own_rate(setting) -> None:
     assert [g["lr"] for g in slower.optimisers["generator"].param_groups] == [2e-4]
     assert slower.optimisers["generator"].state  # Adam's moments carried over all the same
 
+
+
+def test_a_refinement_leaves_an_estimator_nothing_will_read_and_changes_nothing_else(setting) -> None:
+    """Asked before each refinement whether the estimator will be read: where not, it stays as the
+    first pretraining left it, and the emulator and the best match are those of a run refining it."""
+    sim, _, true = setting
+    plan = plan_budget(1400, rounds=2, first_bank=0.6, predictive_check=False)
+    options = {"batch_size": 16, "progress": False}
+
+    def run(estimator_read):
+        return calibrate_in_rounds(sim, true, plan, pretrain_options=options,
+                                   calibrate_options={**options, "n_samples": 200}, iterations=6,
+                                   pretrain_iterations=4, seed=3, estimator_read=estimator_read)  # fmt: skip
+
+    first: list[dict[str, torch.Tensor]] = []
+
+    def never(emulator, samples: np.ndarray) -> bool:
+        assert samples.shape == (200, len(sim.parameters))  # the best match so far
+        first.append({k: v.clone() for k, v in emulator.estimator.state_dict().items()})
+        return False
+
+    kept, refined = run(never), run(None)
+    assert len(first) == len(plan.rounds) == 2
+    for name, value in kept.emulator.estimator.state_dict().items():
+        assert torch.equal(value, first[0][name])
+    ours, theirs = kept.emulator.estimator.state_dict(), refined.emulator.estimator.state_dict()
+    assert not all(torch.equal(ours[name], theirs[name]) for name in ours)  # the refined one trained on
+    theirs = refined.emulator.network.state_dict()
+    for name, value in kept.emulator.network.state_dict().items():
+        assert torch.equal(value, theirs[name])
+    np.testing.assert_array_equal(kept.calibration.samples, refined.calibration.samples)
+    assert [r.get("estimator_refined") for r in kept.rounds] == [None, False, False]
+    assert all("estimator_refined" not in r for r in refined.rounds)
