@@ -31,7 +31,7 @@ from gangal_core.simulation.spec import callable_simulator
 
 from .budget import BudgetPlan, plan_budget, plan_for_bank
 from .emulator import TrainedEmulator
-from .likelihood import FROM_BEST_MATCH, MIN_EFFECTIVE_DRAWS, likelihood_refinement, screen_effective_draws
+from .likelihood import FROM_BEST_MATCH, images_are_sharp, likelihood_refinement
 from .predictive import MIN_IMAGES, PREDICTIVE_IMAGES, PredictiveCheck, check_best_match, predictive_check
 from .result import CalibrationResult
 from .rounds import (
@@ -147,12 +147,8 @@ def _estimator_read(
     true_images: torch.Tensor, emulator: TrainedEmulator, samples: np.ndarray, *, seed: int, refine: bool
 ) -> bool:
     """Whether the likelihood refinement (``refine``: it will run) will read the emulator's parameter
-    estimator: only where the images pin each parameter set down, as its screen of the best match
-    says (the per-image path of :func:`~.likelihood.likelihood_refinement`)."""
-    if not refine:
-        return False
-    centre, spread = samples.mean(0), samples.std(0, ddof=1)
-    return screen_effective_draws(emulator, true_images, centre, spread, seed=seed) < MIN_EFFECTIVE_DRAWS
+    estimator: only where the images pin each parameter set down (:func:`~.likelihood.images_are_sharp`)."""
+    return refine and images_are_sharp(emulator, true_images, samples, seed=seed)[0]
 
 
 def _refine(run: CostlyRun, true_images: torch.Tensor, *, seed: int, report: Any) -> None:

@@ -72,6 +72,7 @@ __all__ = [
     "estimator_calibration",
     "fit_population",
     "fit_population_per_image",
+    "images_are_sharp",
     "likelihood_refinement",
     "screen_effective_draws",
 ]
@@ -414,6 +415,26 @@ def screen_effective_draws(
     return float((1.0 / weights.square().sum(1)).median()) * draws / SCREEN_DRAWS
 
 
+def images_are_sharp(
+    emulator: TrainedEmulator, images: torch.Tensor, samples: np.ndarray, *, seed: int = 0, draws: int = DRAWS
+) -> tuple[bool, float]:
+    """Whether ``images`` pin each parameter set down, about the best-match ``samples``.
+
+    :func:`likelihood_refinement` then fits each image on its own and reads the parameter
+    estimator first; otherwise it fits with shared draws and reads no estimator.  Decided by
+    :func:`screen_effective_draws` about the samples' mean and spread: sharp below
+    :data:`MIN_EFFECTIVE_DRAWS`.
+
+    Returns
+    -------
+    (bool, float)
+        Whether the images are sharp, and the screen's effective draws per image.
+    """
+    centre, spread = samples.mean(0), samples.std(0, ddof=1)
+    screen = screen_effective_draws(emulator, images, centre, spread, seed=seed, draws=draws)
+    return screen < MIN_EFFECTIVE_DRAWS, screen
+
+
 def _unit_population(
     emulator: TrainedEmulator, mean: np.ndarray, std: np.ndarray
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -561,10 +582,10 @@ def likelihood_refinement(
         says why.
     """
     centre, spread = samples.mean(0), samples.std(0, ddof=1)
-    screen = screen_effective_draws(emulator, true_images, centre, spread, seed=seed, draws=draws)
+    sharp, screen = images_are_sharp(emulator, true_images, samples, seed=seed, draws=draws)
     record: dict[str, Any] = {"generator": {"mean": centre.tolist(), "std": spread.tolist()},
                               "screen_effective_draws": screen, "adopted": False}  # fmt: skip
-    if screen < MIN_EFFECTIVE_DRAWS:
+    if sharp:
         record.update(method="per image", simulated_from=FROM_BEST_MATCH)
         return _refine_per_image(
             simulator, emulator, true_images, samples, n_simulations, seed=seed, record=record

@@ -15,7 +15,7 @@ import torch
 from typer.testing import CliRunner
 
 from gangal_core import calibrate
-from gangal_core.calibration import costly, load_emulator
+from gangal_core.calibration import costly, likelihood, load_emulator
 from gangal_core.calibration.likelihood import MIN_EFFECTIVE_DRAWS, likelihood_refinement
 from gangal_core.calibration.rounds import (
     BURN_IN_ROUNDS,
@@ -251,11 +251,11 @@ def test_the_estimator_is_refined_where_the_likelihood_refinement_will_read_it(
 ) -> None:
     asked = []
 
-    def screened(emulator, images, centre, spread, *, seed):
+    def screened(emulator, images, centre, spread, *, seed, draws):
         asked.append((centre, spread, seed))
         return screen
 
-    monkeypatch.setattr(costly, "screen_effective_draws", screened)
+    monkeypatch.setattr(likelihood, "screen_effective_draws", screened)
     samples = np.random.default_rng(0).normal(size=(100, 3))
     assert costly._estimator_read(torch.zeros(4, 1, 8, 8), None, samples, seed=5, refine=refine) is read
     assert len(asked) == int(refine)
