@@ -89,6 +89,24 @@ def test_the_fit_recovers_a_population_the_images_only_blur() -> None:
     assert np.all(fit.mean_err > drawn_std / np.sqrt(1000)) and np.all(fit.mean_err < 0.05)
 
 
+def test_weights_floored_out_of_the_slow_exponential_change_no_figure(monkeypatch) -> None:
+    """Log-weights more than -EXP_FLOOR below an image's largest are floored (exp is 10-30x
+    slower below float32's normal range): the fit is the one without the floor."""
+    from gangal_core.calibration import likelihood
+
+    _, images = _true_set(MEAN, STD, 400, seed=4, noise=0.1)
+    start = (np.array([0.0, 0.0]), np.array([0.4, 0.4]))
+    floored, shared = fit_population(_emulator(noise=0.1), images, *start, draws=3000, seed=2)
+    loglik = likelihood._log_likelihood(_emulator(noise=0.1), images, shared.unit)
+    below = loglik - loglik.amax(1, keepdim=True) < likelihood.EXP_FLOOR
+    assert below.float().mean() > 0.5  # most weights are floored
+    monkeypatch.setattr(likelihood, "EXP_FLOOR", float("-inf"))
+    exact, _ = fit_population(_emulator(noise=0.1), images, *start, shared=shared)
+    for field in ("mean", "std", "mean_err", "std_err"):
+        np.testing.assert_allclose(getattr(floored, field), getattr(exact, field), rtol=1e-6)
+    assert floored.effective_draws == pytest.approx(exact.effective_draws, rel=1e-6)
+
+
 def test_sharp_images_are_fitted_image_by_image() -> None:
     params, images = _true_set(MEAN, STD, 800, seed=2, noise=0.01)
     sharp = _emulator(noise=0.01)
