@@ -31,7 +31,7 @@ from gangal_core.simulation.spec import callable_simulator
 
 from .budget import BudgetPlan, plan_budget, plan_for_bank
 from .emulator import TrainedEmulator
-from .likelihood import FROM_BEST_MATCH, images_are_sharp, likelihood_refinement
+from .likelihood import FROM_BEST_MATCH, images_are_sharp, likelihood_refinement, population_for_rounds
 from .predictive import MIN_IMAGES, PREDICTIVE_IMAGES, PredictiveCheck, check_best_match, predictive_check
 from .result import CalibrationResult
 from .rounds import (
@@ -130,6 +130,7 @@ def calibrate_costly(
         recipe=training["recipe"], seed=training["seed"], resume=training["resume"],
         report=_reporter(meter, enabled=training["progress"]),
         estimator_read=partial(_estimator_read, true_images, seed=training["seed"], refine=refine),
+        population_fit=partial(_population_fit, true_images, seed=training["seed"], refine=refine),
     )  # fmt: skip
     run.emulator.info.update(meter.usage())
     if folder is not None:
@@ -149,6 +150,15 @@ def _estimator_read(
     """Whether the likelihood refinement (``refine``: it will run) will read the emulator's parameter
     estimator: only where the images pin each parameter set down (:func:`~.likelihood.images_are_sharp`)."""
     return refine and images_are_sharp(emulator, true_images, samples, seed=seed)[0]
+
+
+def _population_fit(
+    true_images: torch.Tensor, emulator: TrainedEmulator, samples: np.ndarray, *, seed: int, refine: bool
+) -> np.ndarray | None:
+    """Where the likelihood refinement (``refine``: it will run) will read the population from
+    shared draws (faint images), the best match its fit reads now, to lead the rounds
+    (:func:`~.likelihood.population_for_rounds`); else None."""
+    return population_for_rounds(emulator, true_images, samples, seed=seed) if refine else None
 
 
 def _refine(run: CostlyRun, true_images: torch.Tensor, *, seed: int, report: Any) -> None:

@@ -74,6 +74,7 @@ __all__ = [
     "fit_population_per_image",
     "images_are_sharp",
     "likelihood_refinement",
+    "population_for_rounds",
     "screen_effective_draws",
 ]
 
@@ -438,6 +439,43 @@ def images_are_sharp(
     centre, spread = samples.mean(0), samples.std(0, ddof=1)
     screen = screen_effective_draws(emulator, images, centre, spread, seed=seed, draws=draws)
     return screen < MIN_EFFECTIVE_DRAWS, screen
+
+
+def population_for_rounds(
+    emulator: TrainedEmulator, images: torch.Tensor, samples: np.ndarray, *, seed: int = 0, draws: int = DRAWS
+) -> np.ndarray | None:
+    """The best match a shared-draws fit reads from ``emulator``, about ``samples``, to lead a round.
+
+    Where the images are faint (:func:`images_are_sharp` says no), the population comes from
+    :func:`fit_population` and the generator's best match only says where to draw: a run in
+    rounds then simulates about this fit's best match instead of continuing the generator
+    (:func:`~gangal_core.calibration.rounds.calibrate_in_rounds`).  It is not corrected by
+    simulations (:func:`likelihood_refinement` does that after the rounds): it only places them.
+
+    The best match is drawn from the fitted population itself, each parameter's Gaussian
+    truncated to the declared ranges: not ``samples`` moved to it, whose shape (the
+    correlations of a generator trained one round, up to 0.7 where the truth has none) the fit
+    does not model, and whose images would then make the correction after the rounds measure
+    that misfit instead of the emulator's bias (``benchmarks/RESULTS.md``, session 30).
+
+    Returns
+    -------
+    numpy.ndarray or None
+        As many parameter sets as ``samples``, physical units; None where the images are sharp
+        or the fit cannot be trusted.
+    """
+    if images_are_sharp(emulator, images, samples, seed=seed, draws=draws)[0]:
+        return None
+    fit, _ = fit_population(emulator, images, samples.mean(0), samples.std(0, ddof=1), seed=seed, draws=draws)
+    if not fit.trusted():
+        return None
+    from scipy.stats import truncnorm
+
+    low, high = (b.double().numpy() for b in emulator._bounds())
+    lo, hi = (low - fit.mean) / fit.std, (high - fit.mean) / fit.std
+    rng = np.random.default_rng(seed + 15485863)
+    draws_ = truncnorm.rvs(lo, hi, loc=fit.mean, scale=fit.std, size=samples.shape, random_state=rng)
+    return np.clip(draws_, low, high).astype(samples.dtype)
 
 
 def _unit_population(

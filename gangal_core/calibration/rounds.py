@@ -27,6 +27,7 @@ checkpoints, so a killed run resumes without simulating anything twice.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -177,6 +178,7 @@ def calibrate_in_rounds(
     resume: bool = False,
     report: Callable[[str], None] = lambda line: None,
     estimator_read: Callable[[TrainedEmulator, np.ndarray], bool] | None = None,
+    population_fit: Callable[[TrainedEmulator, np.ndarray], np.ndarray | None] | None = None,
 ) -> RoundsResult:
     """Calibrate ``simulator`` against ``true_images`` spending simulations as ``plan`` says.
 
@@ -219,6 +221,15 @@ def calibrate_in_rounds(
         the estimator stays as it was: only its first training starts the discriminator, and
         the emulator and the generator come out exactly as they would with it refined.
         Default: the estimator is refined in every round.
+    population_fit : callable, optional
+        ``population_fit(emulator, samples)``: the best match a likelihood fit reads from the
+        emulator about ``samples`` (:func:`~gangal_core.calibration.likelihood.population_for_rounds`),
+        or None where it would not (sharp images) or cannot be trusted.  Asked after the first
+        round; where it answers, the later rounds are led by the fit instead of the generator:
+        each round simulates about the fit's best match and refines the emulator, and the fit
+        is made again on the refined emulator (but after the last round, which the likelihood
+        refinement after the rounds fits).  The generator is not continued, and the run's best
+        match is the last fit's.  Default: the generator leads every round.
 
     Returns
     -------
@@ -235,14 +246,15 @@ def calibrate_in_rounds(
                         **pretrain_options)  # fmt: skip
     check_compatible(simulator, emulator, true_images)
     low, high = (b.numpy().astype(np.float64) for b in simulator.bounds())
-    trainer, samples, history = None, None, []
+    trainer, samples, history, led = None, None, [], False
     for k, n_round in enumerate((0, *plan.rounds)):
         anchors, with_estimator = None, True
         if k > 0:
-            drawn, params = _round_parameters(trainer, emulator, samples, n_round, low, high, seed + 7 * k)
+            drawn, params = _round_parameters(trainer, emulator, samples, n_round, low, high, seed + 7 * k,
+                                              anchored=not led)  # fmt: skip
             new_bank = simulate_bank(simulator, n_round, seed=seed + k, params=params,
                                      folder=_bank_folder(folder, k))  # fmt: skip
-            anchors = _stored_anchors(drawn, new_bank)
+            anchors = None if drawn is None else _stored_anchors(drawn, new_bank)
             bank = bank.concatenate(new_bank)
             with_estimator = emulator.estimator is not None and (
                 estimator_read is None or estimator_read(emulator, samples))  # fmt: skip
@@ -250,26 +262,92 @@ def calibrate_in_rounds(
                                 iterations=refine_iterations, seed=seed + k, resume=resume,
                                 checkpoint=_checkpoint(folder, f"pretrain-{k}"),
                                 options=pretrain_options)  # fmt: skip
-        warm = None if trainer is None else trainer.networks_state()
-        earlier = trainer.taken if trainer is not None and k > 1 + BURN_IN_ROUNDS else []
-        trainer = trainer_cls(simulator, emulator, true_images, iterations=stage_iterations[k],
-                              discriminator_input="emulated" if anchors is None else "anchored",
-                              anchors=anchors, average_from=0.5 if k == 0 else 0.0,
-                              seed=seed + 31 * k, warm_start=warm,
-                              checkpoint=_checkpoint(folder, f"calibrate-{k}"), resume=resume,
-                              **calibrate_options)  # fmt: skip
-        trainer.taken[:0] = earlier  # the best match mixes the anchored rounds after the burn-in
-        result = trainer.train()
-        samples = result.samples
-        history.append({"round": k, "simulations": n_round if k else len(bank),
-                        "mean": result.mean.tolist(), "std": result.std.tolist()})  # fmt: skip
-        skipped = ""
-        if not with_estimator and emulator.estimator is not None:
-            history[-1]["estimator_refined"] = False
-            skipped = " (the parameter estimator kept as it was: nothing reads it on these images)"
-        report(f"round {k}: {len(bank):,} simulations in the bank{skipped}; best-match mean "
-               + ", ".join(f"{v:.4g}" for v in result.mean))  # fmt: skip
+        if not led:
+            trainer, result = _generator_stage(
+                trainer_cls, simulator, emulator, true_images, k, anchors=anchors, trainer=trainer,
+                iterations=stage_iterations[k], seed=seed, folder=folder, resume=resume,
+                options=calibrate_options,
+            )  # fmt: skip
+            samples = result.samples
+        fitted = None
+        if population_fit is not None and (led or k == 0) and k < len(plan.rounds):
+            fitted = population_fit(emulator, samples)
+            samples, led = (samples, led) if fitted is None else (fitted, True)
+        history.append(_round_record(k, n_round if k else len(bank), result, fitted, samples,
+                                     estimator_refined=with_estimator or emulator.estimator is None,
+                                     generator_continued=k == 0 or not led))  # fmt: skip
+        report(_round_line(history[-1], len(bank)))
+    if led:  # the fit's best match; its errors come from the likelihood refinement after the rounds
+        result = dataclasses.replace(result, samples=samples, mean_err=None, std_err=None)
     return RoundsResult(calibration=result, emulator=emulator, bank=bank, rounds=history)
+
+
+def _generator_stage(
+    trainer_cls: type[CalibrationTrainer],
+    simulator: Simulator,
+    emulator: TrainedEmulator,
+    true_images: torch.Tensor,
+    k: int,
+    *,
+    anchors: Anchors | None,
+    iterations: int,
+    seed: int,
+    folder: Path | None,
+    resume: bool,
+    options: dict[str, Any],
+    trainer: CalibrationTrainer | None = None,
+) -> tuple[CalibrationTrainer, CalibrationResult]:
+    """Round ``k``'s generator and discriminator, continued from ``trainer``'s (the last round's)."""
+    warm = None if trainer is None else trainer.networks_state()
+    earlier = trainer.taken if trainer is not None and k > 1 + BURN_IN_ROUNDS else []
+    trainer = trainer_cls(simulator, emulator, true_images, iterations=iterations,
+                          discriminator_input="emulated" if anchors is None else "anchored",
+                          anchors=anchors, average_from=0.5 if k == 0 else 0.0,
+                          seed=seed + 31 * k, warm_start=warm,
+                          checkpoint=_checkpoint(folder, f"calibrate-{k}"), resume=resume,
+                          **options)  # fmt: skip
+    trainer.taken[:0] = earlier  # the best match mixes the anchored rounds after the burn-in
+    return trainer, trainer.train()
+
+
+def _round_record(
+    k: int,
+    simulations: int,
+    generator: CalibrationResult,
+    fitted: np.ndarray | None,
+    samples: np.ndarray,
+    *,
+    estimator_refined: bool,
+    generator_continued: bool,
+) -> dict[str, Any]:
+    """A round's entry in ``calibration.json``: its simulations and the best match after it, the
+    likelihood fit's (``fitted``) or the generator's, and the generator's where it trained."""
+    best = samples if fitted is None else fitted
+    record = {"round": k, "simulations": simulations, "mean": best.mean(0).tolist(),
+              "std": best.std(0, ddof=1).tolist()}  # fmt: skip
+    if fitted is not None:
+        record["best_match"] = "likelihood fit"
+        if generator_continued:
+            record["generator"] = {"mean": generator.mean.tolist(), "std": generator.std.tolist()}
+    if not estimator_refined:
+        record["estimator_refined"] = False
+    if not generator_continued:
+        record["generator_continued"] = False
+    return record
+
+
+def _round_line(record: dict[str, Any], bank: int) -> str:
+    """A round's progress line: the bank, what was left as it was and why, the best match."""
+    notes = []
+    if record.get("estimator_refined") is False:
+        notes.append("the parameter estimator kept as it was: nothing reads it on these images")
+    if record.get("generator_continued") is False:
+        notes.append("the generator not continued: the likelihood fit leads the rounds")
+    kept = f" ({'; '.join(notes)})" if notes else ""
+    which = "the likelihood fit's" if record.get("best_match") else "best-match"
+    return f"round {record['round']}: {bank:,} simulations in the bank{kept}; {which} mean " + ", ".join(
+        f"{v:.4g}" for v in record["mean"]
+    )
 
 
 def _refined(
@@ -301,9 +379,17 @@ def _round_parameters(
     low: np.ndarray,
     high: np.ndarray,
     seed: int,
-) -> tuple[Anchors, torch.Tensor]:
-    """A round's parameters: :data:`ANCHOR_SHARE` of G's own draws, the rest :func:`propose`."""
+    *,
+    anchored: bool = True,
+) -> tuple[Anchors | None, torch.Tensor]:
+    """A round's parameters: :data:`ANCHOR_SHARE` of G's own draws (D's anchors), the rest
+    :func:`propose`.  Where not ``anchored`` (no generator stage follows), the same share is
+    drawn from the best-match ``samples`` themselves instead of from G."""
     n_anchor = round(ANCHOR_SHARE * n)
+    if not anchored:
+        rows = np.random.default_rng([seed, 1]).integers(0, len(samples), n_anchor)
+        own = torch.from_numpy(np.clip(samples[rows], low, high).astype(np.float32))
+        return None, torch.cat([own, propose(samples, n - n_anchor, low=low, high=high, seed=seed)])
     G = trainer.generator
     z = torch.randn(n_anchor, G.noise_size, generator=torch.Generator().manual_seed(seed))
     with torch.no_grad():

@@ -263,3 +263,20 @@ def test_the_estimator_is_refined_where_the_likelihood_refinement_will_read_it(
         np.testing.assert_allclose(asked[0][0], samples.mean(0))
         np.testing.assert_allclose(asked[0][1], samples.std(0, ddof=1))
         assert asked[0][2] == 5
+
+
+@pytest.mark.parametrize("refine", [False, True])
+def test_the_fit_leads_the_rounds_only_where_the_likelihood_refinement_will_run(
+    monkeypatch: pytest.MonkeyPatch, refine: bool
+) -> None:
+    asked = []
+
+    def fit(emulator, images, samples, *, seed):
+        asked.append(seed)
+        return samples + 1
+
+    monkeypatch.setattr(costly, "population_for_rounds", fit)
+    samples = np.zeros((10, 2))
+    found = costly._population_fit(torch.zeros(4, 1, 8, 8), None, samples, seed=7, refine=refine)
+    assert asked == ([7] if refine else [])
+    assert (found is None) is not refine

@@ -24,6 +24,7 @@ from gangal_core.calibration.likelihood import (
     fit_population,
     fit_population_per_image,
     likelihood_refinement,
+    population_for_rounds,
     screen_effective_draws,
 )
 from gangal_core.calibration.networks import Emulator, ImageScale
@@ -120,6 +121,26 @@ def test_sharp_images_are_fitted_image_by_image() -> None:
     assert np.all(np.abs(fit.std - drawn_std) < 3 * fit.std_err + 1e-3), (fit.std, drawn_std, fit.std_err)
     # sharp images pin the population down to about its own sampling error
     assert np.all(fit.mean_err < 1.5 * drawn_std / np.sqrt(800))
+
+
+def test_a_round_is_led_by_the_fit_on_faint_images_only() -> None:
+    """The best match that leads a round where the images are faint is drawn from the
+    shared-draws fit's population, without the correlations of the samples it started from;
+    on sharp images there is none."""
+    rng = np.random.default_rng(3)
+    z = rng.standard_normal((2000, 2))
+    z[:, 1] = 0.8 * z[:, 0] + 0.6 * z[:, 1]  # a generator's spurious correlation, 0.8
+    samples = np.array([0.2, -0.1]) + np.array([0.3, 0.2]) * z  # wrong and too wide too
+    _, faint = _true_set(MEAN, STD, 1000, seed=1)
+    led = population_for_rounds(_emulator(), faint, samples, seed=4, draws=5000)
+    fit, _ = fit_population(_emulator(), faint, samples.mean(0), samples.std(0, ddof=1), seed=4, draws=5000)
+    assert led is not None and led.shape == samples.shape and np.all(np.abs(led) <= 1)
+    np.testing.assert_allclose(led.mean(0), fit.mean, atol=4 * float(fit.std.max()) / np.sqrt(len(led)))
+    np.testing.assert_allclose(led.std(0, ddof=1), fit.std, rtol=0.1)
+    assert abs(np.corrcoef(led.T)[0, 1]) < 0.1  # the fit models no correlation: none is invented
+    assert np.all(np.abs(fit.mean - np.array(MEAN)) < 4 * fit.mean_err)  # and it moved to the truth
+    _, sharp = _true_set(MEAN, STD, 800, seed=2, noise=0.01)
+    assert population_for_rounds(_emulator(noise=0.01), sharp, samples, seed=4, draws=5000) is None
 
 
 def _sharp_simulator() -> LinearSimulator:

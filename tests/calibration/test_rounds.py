@@ -13,6 +13,7 @@ from gangal_core.calibration.rounds import (
     ANCHOR_SHARE,
     _round_parameters,
     calibrate_in_rounds,
+    propose,
     round_iterations,
 )
 from gangal_core.errors import ConfigError
@@ -181,3 +182,64 @@ def test_a_refinement_leaves_an_estimator_nothing_will_read_and_changes_nothing_
     np.testing.assert_array_equal(kept.calibration.samples, refined.calibration.samples)
     assert [r.get("estimator_refined") for r in kept.rounds] == [None, False, False]
     assert all("estimator_refined" not in r for r in refined.rounds)
+
+
+def test_a_fit_that_reads_the_population_leads_the_later_rounds(setting) -> None:
+    """Where the likelihood fit reads the population (faint images), it is asked after the first
+    round and after each refinement but the last: the rounds simulate about its best match,
+    and the generator is not continued."""
+    sim, _, true = setting
+    plan = plan_budget(1400, rounds=2, first_bank=0.6, predictive_check=False)
+    options = {"batch_size": 16, "progress": False}
+    lines: list[str] = []
+
+    def run(population_fit):
+        return calibrate_in_rounds(sim, true, plan, pretrain_options=options,
+                                   calibrate_options={**options, "n_samples": 200}, iterations=6,
+                                   pretrain_iterations=4, seed=3, population_fit=population_fit,
+                                   report=lines.append)  # fmt: skip
+
+    asked, answered = [], []
+
+    def fit(emulator, samples: np.ndarray) -> np.ndarray:
+        asked.append(samples.copy())
+        answered.append(0.5 * samples + 0.5 * samples.mean(0))  # a narrower population, in the ranges
+        return answered[-1]
+
+    led, generator = run(fit), run(None)
+    assert len(asked) == len(plan.rounds)  # after round 0 and the refinement of round 1, not the last
+    assert asked[0].mean(0).tolist() == generator.rounds[0]["mean"]  # the generator's round-0 best match
+    assert generator.rounds[0]["mean"] == led.rounds[0]["generator"]["mean"]  # round 0 trains G alike
+    np.testing.assert_array_equal(asked[1], answered[0])  # each fit starts from the last
+    np.testing.assert_array_equal(led.calibration.samples, answered[1])
+    assert led.calibration.mean_err is None  # errors come from the refinement after the rounds
+    assert [r.get("best_match") for r in led.rounds] == ["likelihood fit", "likelihood fit", None]
+    assert [r.get("generator_continued") for r in led.rounds] == [None, False, False]
+    assert all("generator_continued" not in r for r in generator.rounds)
+    # round 1 simulates the fit's best match itself (where G's own draws would be), and about it
+    low, high = (b.numpy().astype(np.float64) for b in sim.bounds())
+    first, n = plan.first_bank, plan.rounds[0]
+    made = led.bank.parameters[first : first + n]
+    n_own = round(ANCHOR_SHARE * n)
+    best = torch.from_numpy(answered[0].astype(np.float32))
+    assert all((best == row).all(1).any() for row in made[:n_own])
+    assert torch.equal(made[n_own:], propose(answered[0], n - n_own, low=low, high=high, seed=3 + 7))
+    assert len(led.bank) == len(generator.bank) == plan.first_bank + sum(plan.rounds)
+    assert any("the likelihood fit leads the rounds" in line for line in lines)
+
+
+def test_a_fit_that_does_not_answer_after_the_first_round_leaves_the_generator_to_lead(setting) -> None:
+    sim, _, true = setting
+    plan = plan_budget(1400, rounds=2, first_bank=0.6, predictive_check=False)
+    options = {"batch_size": 16, "progress": False}
+    asked = []
+
+    def run(population_fit):
+        return calibrate_in_rounds(sim, true, plan, pretrain_options=options,
+                                   calibrate_options={**options, "n_samples": 200}, iterations=6,
+                                   pretrain_iterations=4, seed=3, population_fit=population_fit)  # fmt: skip
+
+    sharp, plain = run(lambda emulator, samples: asked.append(1)), run(None)
+    assert asked == [1]  # asked once: after the first round the generator leads to the end
+    np.testing.assert_array_equal(sharp.calibration.samples, plain.calibration.samples)
+    assert sharp.rounds == plain.rounds
