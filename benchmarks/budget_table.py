@@ -7,7 +7,7 @@ Per run: wall time, the simulator's images (by gangal's count), and per paramete
 from; PASS when every parameter is within the Tables' bar (``RECOVERY_BAR``: 0.15 and 0.75-1.35).
 The last column says what the likelihood fit did (``calibration.json``'s ``likelihood_fit``):
 "adopted" (for which parameters, when the per-image fit took only some) with the generator's
-own best match (the last round's) against the bar, "not adopted" with the reason, "skipped"
+own best match (the last round it trained in) against the bar, "not adopted" with the reason, "skipped"
 with the screen's effective draws per image (runs before the per-image fit), or "-" when the
 run had none.
 """
@@ -43,11 +43,24 @@ def _likelihood_fit(doc: dict) -> str:
     if fit.get("method") == "per image":  # the per-image fit is skipped where the estimator reads all
         how = (f"per image: estimator for {', '.join(fit.get('estimator_parameters', [])) or 'none'}, "
                f"fit for {', '.join(fit.get('adopted_parameters', [])) or 'none'}")  # fmt: skip
-    last = doc["rounds"][-1]  # the generator's best match, before the fit
+    k, last = _generator_best(doc["rounds"])  # the generator's best match, before the fit
     pairs = zip(doc["parameters"].items(), last["mean"], last["std"], strict=True)
     before = {**doc, "parameters": {name: {**entry, "mean": m, "std": s} for (name, entry), m, s in pairs}}
     worst = max(v["dmu_over_sigma"] for v in recovery(before).values())
-    return f"{how} (generator: {'PASS' if within_bar(before) else 'fail'}, worst mean {worst:.3f})"
+    which = "generator" if k == len(doc["rounds"]) - 1 else f"generator after round {k}"
+    return f"{how} ({which}: {'PASS' if within_bar(before) else 'fail'}, worst mean {worst:.3f})"
+
+
+def _generator_best(rounds: list[dict]) -> tuple[int, dict]:
+    """The last round the generator trained in, and its best match (where the likelihood fit led
+    the later rounds, the first round's generator, recorded under ``generator``)."""
+    for k in range(len(rounds) - 1, -1, -1):
+        entry = rounds[k]
+        if "generator" in entry:
+            return k, entry["generator"]
+        if entry.get("generator_continued", True) and "best_match" not in entry:
+            return k, entry
+    raise ValueError("no round trained the generator")
 
 
 def main(folders: list[str]) -> None:

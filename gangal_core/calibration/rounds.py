@@ -19,7 +19,15 @@ plans how many):
 4. a share of each later round's simulations are the generator's own parameters ``G0(z)`` at
    noise ``z`` kept for the round: D then sees these simulator images, moved by the emulator's
    change as G learns (``"anchored"`` input, :class:`~gangal_core.calibration.gan.Anchors`),
-   so that what D compares with the true images are the simulator's images, not the emulator's.
+   so that what D compares with the true images are the simulator's images, not the emulator's;
+5. where the images are faint, so that the likelihood fit after the rounds reads the population
+   from the emulator (:func:`~gangal_core.calibration.likelihood.population_for_rounds`), that
+   fit leads the later rounds instead of the generator: after the first round and after each
+   refinement but the last, it is fitted on the refined emulator, and the next round simulates
+   about its best match (half at it, half :func:`propose`).  The generator is not continued:
+   on the low-signal circle its best match missed by up to a quarter of the truth's spread
+   after the rounds, where the fit comes within a tenth, in a third of a stage's time
+   (``benchmarks/RESULTS.md``, issue 17, session 30).
 
 Every bank is written to the run folder as a ``gangal simulate`` shard folder and every stage
 checkpoints, so a killed run resumes without simulating anything twice.
