@@ -64,6 +64,7 @@ __all__ = [
     "MAX_CORRECTION",
     "MIN_EFFECTIVE_DRAWS",
     "MIN_LOCAL_EFFECTIVE_DRAWS",
+    "ROUND_EFFECTIVE_DRAWS",
     "WIDEN",
     "EstimatorCalibration",
     "PopulationFit",
@@ -84,6 +85,10 @@ DRAWS = 30_000
 WIDEN = 1.5
 #: The median effective draws per true image below which the fit is not trusted.
 MIN_EFFECTIVE_DRAWS = 50
+#: The effective draws per image a round's fit aims at (:func:`population_for_rounds`): three
+#: times :data:`MIN_EFFECTIVE_DRAWS`.  That fit only places the next round's simulations, so it
+#: takes as many shared draws as this needs by the screen, at most :data:`DRAWS`.
+ROUND_EFFECTIVE_DRAWS = 150
 #: Draws and images of the screen that skips the fit where it could not be trusted.
 SCREEN_DRAWS, SCREEN_IMAGES = 3000, 500
 #: Draws per image of the per-image fit (sharp images), about each image's own best parameters.
@@ -452,7 +457,9 @@ def population_for_rounds(
     (:func:`~gangal_core.calibration.rounds.calibrate_in_rounds`).  It is not corrected by
     simulations (:func:`likelihood_refinement` does that after the rounds): it only places them.
 
-    The best match is drawn from the fitted population itself, each parameter's Gaussian
+    The fit takes as many shared draws as :data:`ROUND_EFFECTIVE_DRAWS` effective draws per
+    image need by the screen (at most ``draws``): a third of the final fit's 30,000 on the
+    low-signal circle.  The best match is drawn from the fitted population itself, each parameter's Gaussian
     truncated to the declared ranges: not ``samples`` moved to it, whose shape (the
     correlations of a generator trained one round, up to 0.7 where the truth has none) the fit
     does not model, and whose images would then make the correction after the rounds measure
@@ -464,9 +471,13 @@ def population_for_rounds(
         As many parameter sets as ``samples``, physical units; None where the images are sharp
         or the fit cannot be trusted.
     """
-    if images_are_sharp(emulator, images, samples, seed=seed, draws=draws)[0]:
+    sharp, screen = images_are_sharp(emulator, images, samples, seed=seed, draws=draws)
+    if sharp:
         return None
-    fit, _ = fit_population(emulator, images, samples.mean(0), samples.std(0, ddof=1), seed=seed, draws=draws)
+    # the screen's effective draws grow in proportion to the draws: take what the aim needs
+    needed = min(draws, max(SCREEN_DRAWS, math.ceil(draws * ROUND_EFFECTIVE_DRAWS / screen)))
+    centre, spread = samples.mean(0), samples.std(0, ddof=1)
+    fit, _ = fit_population(emulator, images, centre, spread, seed=seed, draws=needed)
     if not fit.trusted():
         return None
     from scipy.stats import truncnorm

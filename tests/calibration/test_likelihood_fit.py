@@ -409,3 +409,24 @@ def test_an_estimator_blind_to_a_parameter_is_refused_quietly() -> None:
     record = refined.record
     assert record["estimator_parameters"] == ["a"] and record["adopted_parameters"] == ["c"], record
     assert record["estimator"]["slope"][1] == 0.0 and np.all(np.isfinite(refined.samples))
+
+
+@pytest.mark.parametrize(("screen", "expected"), [(1500.0, 3000), (300.0, 15_000), (100.0, 30_000)])
+def test_a_rounds_fit_takes_the_draws_its_aim_needs(monkeypatch, screen: float, expected: int) -> None:
+    """A round's fit takes ROUND_EFFECTIVE_DRAWS effective draws per image by the screen: fewer
+    draws where the images are faint, never more than the final fit's nor fewer than the screen's."""
+    from gangal_core.calibration import likelihood
+
+    asked = []
+
+    def fit(emulator, images, mean, std, *, seed, draws):
+        asked.append(draws)
+        return fit_population(emulator, images, mean, std, seed=seed, draws=500)
+
+    monkeypatch.setattr(likelihood, "screen_effective_draws", lambda *args, **kwargs: screen)
+    monkeypatch.setattr(likelihood, "fit_population", fit)
+    _, faint = _true_set(MEAN, STD, 300, seed=1)
+    samples = np.random.default_rng(0).normal(MEAN, STD, size=(200, 2))
+    assert likelihood.ROUND_EFFECTIVE_DRAWS == 3 * MIN_EFFECTIVE_DRAWS
+    population_for_rounds(_emulator(), faint, samples, seed=1, draws=30_000)
+    assert asked == [expected]
