@@ -366,7 +366,7 @@ class CalibrateConfig(CostlySimulator, Architectures, RunOptions):
     likelihood_fit: Annotated[bool, Flag(SIMULATIONS)] = Field(
         default=True,
         description="In rounds: refine the best match by the emulator's likelihood or its parameter "
-        "estimator, where they can be trusted.",
+        "estimator, where they can be trusted; on faint images the likelihood fit leads the rounds.",
     )
     out: Annotated[Path, Flag(OUTPUT, short="-o")] = Field(
         description="Run folder (default: calibrate-SIMULATOR)."

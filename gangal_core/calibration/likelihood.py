@@ -458,12 +458,13 @@ def population_for_rounds(
     simulations (:func:`likelihood_refinement` does that after the rounds): it only places them.
 
     The fit takes as many shared draws as :data:`ROUND_EFFECTIVE_DRAWS` effective draws per
-    image need by the screen (at most ``draws``): a third of the final fit's 30,000 on the
-    low-signal circle.  The best match is drawn from the fitted population itself, each parameter's Gaussian
-    truncated to the declared ranges: not ``samples`` moved to it, whose shape (the
-    correlations of a generator trained one round, up to 0.7 where the truth has none) the fit
-    does not model, and whose images would then make the correction after the rounds measure
-    that misfit instead of the emulator's bias (``benchmarks/RESULTS.md``, session 30).
+    image need by the screen (at most ``draws``): about 12,700 of the final fit's 30,000 on the
+    low-signal circle.  The best match is drawn from the fitted population itself, each
+    parameter's Gaussian truncated to the declared ranges: not ``samples`` moved to it, whose
+    shape (the correlations of a generator trained one round, up to 0.7 where the truth has
+    none) the fit does not model, and whose images would then make the correction after the
+    rounds measure that misfit instead of the emulator's bias (``benchmarks/RESULTS.md``,
+    issue 17, session 30).
 
     Returns
     -------

@@ -26,7 +26,7 @@ plans how many):
    refinement but the last, it is fitted on the refined emulator, and the next round simulates
    about its best match (half at it, half :func:`propose`).  The generator is not continued:
    on the low-signal circle its best match missed by up to a quarter of the truth's spread
-   after the rounds, where the fit comes within a tenth, in a third of a stage's time
+   after the rounds, where the fit comes within a tenth, in a sixth of a stage's time
    (``benchmarks/RESULTS.md``, issue 17, session 30).
 
 Every bank is written to the run folder as a ``gangal simulate`` shard folder and every stage

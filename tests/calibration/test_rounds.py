@@ -243,3 +243,28 @@ def test_a_fit_that_does_not_answer_after_the_first_round_leaves_the_generator_t
     assert asked == [1]  # asked once: after the first round the generator leads to the end
     np.testing.assert_array_equal(sharp.calibration.samples, plain.calibration.samples)
     assert sharp.rounds == plain.rounds
+
+
+def test_a_run_led_by_the_fit_resumes_to_the_same_best_match_without_simulating(setting, tmp_path) -> None:
+    sim, _, true = setting
+    plan = plan_budget(1400, rounds=2, first_bank=0.6, predictive_check=False)
+    options = {"batch_size": 16, "progress": False}
+
+    def fit(emulator, samples: np.ndarray) -> np.ndarray:
+        return 0.5 * samples + 0.5 * samples.mean(0)
+
+    def run(simulator, resume: bool):
+        return calibrate_in_rounds(simulator, true, plan, folder=tmp_path, pretrain_options=options,
+                                   calibrate_options={**options, "n_samples": 200}, iterations=6,
+                                   pretrain_iterations=4, seed=3, population_fit=fit,
+                                   resume=resume)  # fmt: skip
+
+    first = run(sim, resume=False)
+
+    class NoCalls(type(sim)):
+        def simulate(self, params, *, generator):
+            raise AssertionError("a resumed run simulated again")
+
+    again = run(NoCalls(), resume=True)
+    np.testing.assert_array_equal(again.calibration.samples, first.calibration.samples)
+    assert again.rounds == first.rounds
